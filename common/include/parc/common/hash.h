@@ -1,0 +1,21 @@
+// Hashing and randomness (OpenSSL).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "parc/common/error.h"
+
+namespace parc {
+
+std::string HexEncode(std::string_view bytes);
+std::string Sha256(std::string_view data);     // raw 32 bytes
+std::string Sha256Hex(std::string_view data);  // lower-case hex
+// Cryptographically random bytes (RAND_bytes); aborts only if the RNG is broken.
+std::string RandomBytes(size_t n);
+// Random URL-safe text of n random bytes (base32 without padding, lower case).
+std::string RandomToken(size_t n_bytes);
+// A random RFC 4122 version 4 UUID.
+std::string RandomUuid();
+
+}  // namespace parc
