@@ -76,7 +76,14 @@ Expected<Database> Database::Open(const std::filesystem::path& path, const OpenO
   sqlite3_extended_result_codes(raw, 1);
   if (auto r = db.Exec("PRAGMA foreign_keys=ON"); !r) return Fail(r.error());
   if (!options.read_only && options.wal) {
-    if (auto r = db.Exec("PRAGMA journal_mode=WAL"); !r) return Fail(r.error());
+    // Switching to WAL needs a lock the busy handler does not wait for: retry
+    // while another process (e.g. `parc-agent status`) has the file open.
+    for (int attempt = 0;; ++attempt) {
+      auto r = db.Exec("PRAGMA journal_mode=WAL");
+      if (r) break;
+      if (!r.error().Is(Errc::kUnavailable) || attempt * 20 >= options.busy_timeout_ms) return Fail(r.error());
+      sqlite3_sleep(20);
+    }
   }
   if (auto r = db.Exec(options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"); !r)
     return Fail(r.error());
@@ -116,9 +123,14 @@ Expected<Statement*> Database::Cached(const std::string& sql) {
   return cache_->back().second.get();
 }
 
+void Database::ResetAllCached() {
+  for (auto& entry : *cache_) entry.second->Reset();
+}
+
 int64_t Database::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_.get()); }
 int Database::Changes() const { return sqlite3_changes(db_.get()); }
 std::string Database::LastErrorMessage() const { return sqlite3_errmsg(db_.get()); }
+bool Database::InTransaction() const { return sqlite3_get_autocommit(db_.get()) == 0; }
 
 ExpectedVoid Database::Transaction(const std::function<ExpectedVoid()>& fn) {
   if (auto r = Exec("BEGIN IMMEDIATE"); !r) return r;

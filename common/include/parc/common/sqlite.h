@@ -70,10 +70,16 @@ class Database {
   Expected<Statement> Prepare(std::string_view sql);
   // A cached prepared statement (reset and cleared before it is returned).
   Expected<Statement*> Cached(const std::string& sql);
+  // Resets every cached statement: a statement left mid-result keeps its read
+  // transaction (and so an old WAL snapshot) open after COMMIT.
+  void ResetAllCached();
   int64_t LastInsertRowId() const;
   int Changes() const;
   std::string LastErrorMessage() const;
   sqlite3* handle() const { return db_.get(); }
+  // false after COMMIT/ROLLBACK, and after SQLite itself rolled a transaction
+  // back (disk full, I/O error): callers batching work must know it is lost.
+  bool InTransaction() const;
 
   // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back if fn fails.
   ExpectedVoid Transaction(const std::function<ExpectedVoid()>& fn);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "parc/common/error.h"
+#include "parc/common/identity.h"
 #include "parc/common/inventory_model.h"
 
 namespace parc::server {
@@ -184,10 +185,7 @@ class Storage {
 // Opens (creating and migrating if needed) the SQLite parc database.
 Expected<std::unique_ptr<Storage>> OpenSqliteStorage(const std::string& path);
 
-// Identity claims from an inventory: "uuid:<system uuid>", "serial:<system serial>",
-// "board:<board serial>", "mac:<mac of a physical NIC>", "disk:<disk serial>".
-// Placeholder values firmware vendors ship ("To be filled by O.E.M.", all-zero
-// UUIDs, "Default string", ...) and locally administered MACs are ignored.
-std::vector<std::string> IdentityClaims(const inventory::ItemMap& items);
+// Identity claims (see parc/common/identity.h), shared with the agent.
+using parc::IdentityClaims;
 
 }  // namespace parc::server

@@ -1,0 +1,229 @@
+#include "parc/ctl/cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+#include "parc/ctl/credentials.h"
+#include "parc/ctl/exit_codes.h"
+#include "parc/ctl/sections.h"
+
+namespace parc::ctl {
+namespace {
+
+constexpr const char* kCommonGroup = "Connection and output";
+
+// Every command accepts these, before or after its name, so that
+// `parcctl --json hosts` and `parcctl hosts --json` both work and each
+// command's --help shows them. Environment fallbacks are applied when
+// connecting, not by CLI11, so a flag always beats the environment.
+void AddCommonOptions(CLI::App& app, Options& o) {
+  app.add_option("--server", o.connection.server,
+                 "Server address HOST:PORT (default: $PARC_SERVER, else the '# server:' line of the credentials file)")
+      ->type_name("HOST:PORT")
+      ->group(kCommonGroup);
+  app.add_option("--credentials", o.connection.credentials,
+                 std::string("Admin credentials PEM bundle (default: $PARC_CREDENTIALS, else ") + kDefaultCredentialsPath +
+                     ")")
+      ->type_name("FILE")
+      ->group(kCommonGroup);
+  app.add_option("--server-name", o.connection.server_name,
+                 "Name to expect in the server's TLS certificate, when it differs from HOST")
+      ->type_name("NAME")
+      ->group(kCommonGroup);
+  app.add_option("--timeout", o.connection.timeout_seconds, "Seconds to wait for the server (default 30)")
+      ->type_name("SECONDS")
+      ->check(CLI::PositiveNumber.description(""))
+      ->group(kCommonGroup);
+  app.add_flag("--json", o.json, "Print the server's answer as one JSON document (for scripts)")->group(kCommonGroup);
+  app.add_flag("--wide", o.wide, "Never shorten table cells with '…'")->group(kCommonGroup);
+}
+
+std::string MainFooter() {
+  return std::string(
+             "Examples:\n"
+             "  parcctl token create --group lab --ttl 2h       token to enroll a new machine into group 'lab'\n"
+             "  parcctl hosts --offline --stale 7d              machines silent for a week or more\n"
+             "  parcctl host show pc-042                        everything known about one host\n"
+             "  parcctl inventory pc-042 --section hardware     its hardware, CPU, memory, disks, monitors\n"
+             "  parcctl inventory export --section software --output software.csv\n"
+             "  parcctl history pc-042 --since 7d               what changed on it this week\n"
+             "  parcctl collect --group lab                     ask a group for a fresh inventory now\n"
+             "  parcctl hosts --json | jq -r '.hosts[].hostname'\n"
+             "\n"
+             "Hosts are named by host id, a unique id prefix (the 8 characters tables show) or hostname.\n"
+             "Server: --server, else $PARC_SERVER, else the '# server:' line of the credentials file.\n"
+             "Credentials: --credentials, else $PARC_CREDENTIALS, else ") +
+         kDefaultCredentialsPath + " (readable by root only).\n\n" + ExitCodeHelp();
+}
+
+std::string SectionOptionHelp() { return "Inventory section(s), comma separated. " + ValidSectionNames(); }
+
+// The path of selected subcommands, for "see parcctl host revoke --help".
+std::string CommandPath(const CLI::App& app) {
+  std::string path = "parcctl";
+  const CLI::App* current = &app;
+  while (true) {
+    auto selected = current->get_subcommands();
+    if (selected.empty()) break;
+    current = selected.front();
+    path += " " + current->get_name();
+  }
+  return path;
+}
+
+}  // namespace
+
+int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const Hooks& hooks) {
+  Options o;
+  Commands commands(o, out, err, hooks);
+  using Handler = int (Commands::*)();
+  std::vector<std::pair<CLI::App*, Handler>> leaves;
+
+  CLI::App app("parcctl - administer a Parc fleet: enroll machines, list hosts, read and export their\n"
+               "inventory, see what changed, organise groups. Talks to parc-server's admin API over mutual TLS.",
+               "parcctl");
+  app.set_version_flag("--version", std::string("parcctl ") + PARC_VERSION, "Print the version and exit");
+  app.require_subcommand(1);
+  app.footer(MainFooter());
+  AddCommonOptions(app, o);
+
+  auto leaf = [&](CLI::App* parent, const std::string& name, const std::string& description, Handler handler,
+                  const std::string& footer = "") {
+    CLI::App* sub = parent->add_subcommand(name, description);
+    AddCommonOptions(*sub, o);
+    if (!footer.empty()) sub->footer(footer);
+    leaves.emplace_back(sub, handler);
+    return sub;
+  };
+  auto group_of = [&](const std::string& name, const std::string& description) {
+    CLI::App* sub = app.add_subcommand(name, description);
+    sub->require_subcommand(1);
+    return sub;
+  };
+
+  // token
+  CLI::App* token = group_of("token", "Enrollment tokens for new machines");
+  CLI::App* token_create = leaf(token, "create",
+                                "Create a single-use, expiring enrollment token and print the parc-agent command "
+                                "that enrolls a machine with it",
+                                &Commands::TokenCreate,
+                                "Examples:\n  parcctl token create --group lab --ttl 2h\n"
+                                "  parcctl token create --comment 'desk 12, ticket 4711'");
+  token_create->add_option("--group", o.group, "Put the machines enrolled with it into this group")->type_name("GROUP");
+  token_create->add_option("--ttl", o.ttl, "How long the token stays valid: 30m, 2h, 24h, 7d (default: server's, 24h)")
+      ->type_name("DURATION");
+  token_create->add_option("--comment", o.comment, "Note kept with the token in the audit log")->type_name("TEXT");
+
+  // hosts
+  CLI::App* hosts = leaf(&app, "hosts", "List enrolled hosts with status, last contact, OS and groups", &Commands::Hosts,
+                         "Examples:\n  parcctl hosts --group lab --online\n  parcctl hosts --stale 7d\n"
+                         "HOST ID shows the first 8 characters; --json gives full ids.");
+  hosts->add_option("--group", o.group, "Only hosts in this group")->type_name("GROUP");
+  CLI::Option* online = hosts->add_flag("--online", o.online, "Only hosts with a live session");
+  CLI::Option* offline = hosts->add_flag("--offline", o.offline, "Only hosts without a live session");
+  online->excludes(offline);
+  hosts->add_option("--stale", o.stale, "Only hosts not seen for at least this long, e.g. 7d")->type_name("DURATION");
+
+  // host show / revoke
+  CLI::App* host = group_of("host", "Show or revoke one host");
+  CLI::App* host_show = leaf(host, "show", "Everything the server knows about one host", &Commands::HostShow,
+                             "Example:\n  parcctl host show pc-042");
+  host_show->add_option("host", o.host, "Host id, unique id prefix or hostname")->required()->type_name("HOST");
+  CLI::App* host_revoke = leaf(host, "revoke",
+                               "Revoke a host now: its certificate is refused from then on (asks no confirmation)",
+                               &Commands::HostRevoke,
+                               "Example:\n  parcctl host revoke pc-042 --reason 'stolen, ticket 4711'\n"
+                               "The machine must be enrolled again with a new token to come back.");
+  host_revoke->add_option("host", o.host, "Host id, unique id prefix or hostname")->required()->type_name("HOST");
+  host_revoke->add_option("--reason", o.reason, "Why, for the audit log")->type_name("TEXT");
+
+  // inventory HOST / inventory export
+  CLI::App* inventory = leaf(&app, "inventory", "Show a host's inventory, or export the fleet's (inventory export)",
+                             &Commands::Inventory,
+                             "Examples:\n  parcctl inventory pc-042\n  parcctl inventory pc-042 --section hardware\n"
+                             "  parcctl inventory pc-042 --section software --wide");
+  inventory->require_subcommand(0, 1);
+  inventory->add_option("host", o.host, "Host id, unique id prefix or hostname")->type_name("HOST");
+  inventory->add_option("--section", o.section, SectionOptionHelp())->type_name("SECTION");
+  CLI::App* inventory_export =
+      leaf(inventory, "export", "Export the inventory of many hosts as CSV or JSON, streamed as the server sends it",
+           &Commands::InventoryExport,
+           "Examples:\n  parcctl inventory export --section software --output software.csv\n"
+           "  parcctl inventory export --format json --group lab > lab.json\n"
+           "CSV (RFC 4180): host_id,hostname,section,key, then one column per field when one section is\n"
+           "chosen, or a 'fields' column holding a JSON object otherwise. JSON: an array of\n"
+           "{host_id, hostname, section, key, fields} objects; jsonl: one such object per line.");
+  inventory_export->add_option("--format", o.format, "csv, json or jsonl (default csv; json with --json)")
+      ->check(CLI::IsMember({"csv", "json", "jsonl"}))
+      ->type_name("FORMAT");
+  inventory_export->add_option("--section", o.section, SectionOptionHelp())->type_name("SECTION");
+  inventory_export->add_option("--group", o.group, "Only hosts in this group")->type_name("GROUP");
+  inventory_export->add_option("--output", o.output, "Write to FILE (complete or not at all) instead of stdout")
+      ->type_name("FILE");
+
+  // history
+  CLI::App* history = leaf(&app, "history", "What changed in a host's inventory, and when", &Commands::History,
+                           "Examples:\n  parcctl history pc-042 --since 7d\n"
+                           "  parcctl history pc-042 --since 2026-11-01 --section software");
+  history->add_option("host", o.host, "Host id, unique id prefix or hostname")->required()->type_name("HOST");
+  history->add_option("--since", o.since, "Only changes after this time: 2026-11-28, 2026-11-28T10:00:00Z or 7d (ago)")
+      ->type_name("TIME");
+  history->add_option("--section", o.section, SectionOptionHelp())->type_name("SECTION");
+
+  // group
+  CLI::App* group = group_of("group", "Create groups and manage their members");
+  CLI::App* group_create = leaf(group, "create", "Create a group", &Commands::GroupCreate,
+                                "Example:\n  parcctl group create lab --description 'training room B12'");
+  group_create->add_option("name", o.name, "Group name")->required()->type_name("NAME");
+  group_create->add_option("--description", o.description, "What the group is for")->type_name("TEXT");
+  leaf(group, "list", "List groups with their number of hosts", &Commands::GroupList);
+  CLI::App* group_add = leaf(group, "add", "Add a host to a group", &Commands::GroupAdd,
+                             "Example:\n  parcctl group add lab pc-042");
+  group_add->add_option("group", o.name, "Group name")->required()->type_name("GROUP");
+  group_add->add_option("host", o.host, "Host id, unique id prefix or hostname")->required()->type_name("HOST");
+  CLI::App* group_remove = leaf(group, "remove", "Remove a host from a group", &Commands::GroupRemove,
+                                "Example:\n  parcctl group remove lab pc-042");
+  group_remove->add_option("group", o.name, "Group name")->required()->type_name("GROUP");
+  group_remove->add_option("host", o.host, "Host id, unique id prefix or hostname")->required()->type_name("HOST");
+
+  // duplicates
+  leaf(&app, "duplicates",
+       "Hardware identities (SMBIOS UUID, MAC ...) claimed by more than one host: cloned masters, re-enrolled machines",
+       &Commands::Duplicates);
+
+  // collect
+  CLI::App* collect = leaf(&app, "collect", "Ask connected hosts to send their inventory now", &Commands::Collect,
+                           "Examples:\n  parcctl collect pc-042\n  parcctl collect --group lab --full\n"
+                           "  parcctl collect --all\n"
+                           "Offline hosts are listed, not queued: they report in full when they reconnect.");
+  collect->add_option("host", o.host, "Host id, unique id prefix or hostname")->type_name("HOST");
+  collect->add_option("--group", o.group, "Every host of this group")->type_name("GROUP");
+  collect->add_flag("--all", o.all, "Every host");
+  collect->add_flag("--full", o.full, "Send the whole inventory, not only what changed");
+
+  // audit
+  CLI::App* audit = leaf(&app, "audit", "Who did what through the admin API", &Commands::Audit,
+                         "Example:\n  parcctl audit --since 1d --limit 50");
+  audit->add_option("--since", o.since, "Only entries after this time: 2026-11-28 or 1d (ago)")->type_name("TIME");
+  audit->add_option("--limit", o.limit, "At most N entries")->type_name("N");
+
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    // --help and --version arrive as "errors" with exit code 0.
+    if (e.get_exit_code() == 0) return app.exit(e, out, err);
+    err << "parcctl: error: " << e.what() << "\n"
+        << "Run '" << CommandPath(app) << " --help' for usage.\n";
+    return kExitUsage;
+  }
+
+  // The deepest selected command runs: `inventory export` rather than `inventory`.
+  for (auto it = leaves.rbegin(); it != leaves.rend(); ++it)
+    if (it->first->parsed()) return (commands.*(it->second))();
+  err << "parcctl: error: no command given\nRun 'parcctl --help' for usage.\n";
+  return kExitUsage;
+}
+
+}  // namespace parc::ctl

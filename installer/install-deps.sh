@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every package Parc needs to build, test and run on Debian 12.
+# Idempotent: packages already present are left alone, and apt is only asked
+# when something is missing. Run as root.
+set -euo pipefail
+
+BUILD_PACKAGES=(
+  build-essential cmake pkg-config ccache git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libsqlite3-dev libssl-dev libarchive-dev libzstd-dev
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libtomlplusplus-dev
+  catch2
+)
+# Used by the tests as independent sources and peers.
+TEST_PACKAGES=(dpkg iproute2 openssl sqlite3 procps)
+# Only for the benchmarks (tests/bench).
+BENCH_PACKAGES=(fusioninventory-agent jq)
+
+want=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
+if [[ "${1:-}" == "--bench" ]]; then want+=("${BENCH_PACKAGES[@]}"); fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#want[@]} packages already installed"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,73 @@
+#include "parc/common/hash.h"
+#include "parc/common/log.h"
+#include "parc/common/timeutil.h"
+#include "services.h"
+
+namespace parc::server {
+
+grpc::Status AgentServiceImpl::Enroll(grpc::ServerContext* context, const v1::EnrollRequest* request,
+                                      v1::EnrollResponse* response) {
+  const std::string& token = request->token();
+  auto dot = token.find('.');
+  if (token.size() > 256 || dot == std::string::npos || dot == 0 || dot + 1 >= token.size()) {
+    spdlog::warn("enrollment from {} refused: malformed token", context->peer());
+    return {grpc::StatusCode::INVALID_ARGUMENT, "malformed enrollment token (expected ID.SECRET as printed by 'parcctl token create')"};
+  }
+  auto csr = pki::VerifyCsr(request->csr_pem());
+  if (!csr) return {grpc::StatusCode::INVALID_ARGUMENT, "bad certificate signing request: " + csr.error().message()};
+  if (request->hostname().size() > 255) return {grpc::StatusCode::INVALID_ARGUMENT, "hostname too long"};
+
+  NewHost host;
+  host.id = RandomUuid();
+  host.hostname = request->hostname();
+  host.platform_os = request->platform().os().substr(0, 64);
+  host.platform_arch = request->platform().arch().substr(0, 64);
+  host.distribution = request->platform().distribution().substr(0, 128);
+  for (const auto& claim : request->fingerprint())
+    if (claim.size() <= 256 && host.identity.size() < 64) host.identity.push_back(claim);
+  host.enrolled_at = NowUnix();
+
+  // The certificate is issued before the token is consumed so that a CA failure
+  // leaves the token usable; it is worthless until the host record exists.
+  auto cert = state_.ca->IssueClientCertificate(csr->public_key_pem, host.id, kAgentOrganization,
+                                                state_.config->client_cert_days);
+  if (!cert) return ToStatus(cert.error().WithContext("cannot issue certificate"));
+  auto info = pki::ParseCertificate(*cert);
+  if (!info) return ToStatus(info.error());
+  host.cert_fingerprint = info->fingerprint;
+  host.cert_expires_at = info->not_after;
+
+  std::string token_id = token.substr(0, dot);
+  auto record = state_.storage->EnrollHost(token_id, Sha256Hex(token.substr(dot + 1)), host);
+  if (!record) {
+    spdlog::warn("enrollment of '{}' from {} refused: {}", host.hostname, context->peer(), record.error().message());
+    return ToStatus(record.error());
+  }
+  if (!record->previous_host_id.empty() && !state_.registry.IsOnline(record->previous_host_id)) {
+    // Same hardware, old record silent: a reinstalled machine, not a clone.
+    (void)state_.storage->MarkSuperseded(record->previous_host_id, record->id);
+  }
+  (void)state_.storage->AppendAudit({NowUnix(), "token:" + token_id, "host.enroll", record->id,
+                                     "hostname=" + host.hostname + " peer=" + context->peer()});
+  response->set_host_id(record->id);
+  response->set_certificate_pem(*cert);
+  response->set_ca_certificate_pem(state_.ca->certificate_pem());
+  if (!record->groups.empty()) response->set_group(record->groups.front());
+  response->set_previous_host_id(record->previous_host_id);
+  spdlog::info("enrolled host '{}' as {}{}", host.hostname, record->id,
+               record->previous_host_id.empty() ? "" : " (same machine as " + record->previous_host_id + ")");
+  return grpc::Status::OK;
+}
+
+grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* AgentServiceImpl::Connect(
+    grpc::CallbackServerContext* context) {
+  SessionContext sc;
+  sc.storage = state_.storage;
+  sc.registry = &state_.registry;
+  sc.revoked = &state_.revoked;
+  sc.heartbeat_seconds = state_.config->heartbeat_seconds;
+  sc.reports_stored = &state_.reports_stored;
+  return AgentSession::Start(context, sc);
+}
+
+}  // namespace parc::server

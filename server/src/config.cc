@@ -1,0 +1,44 @@
+#include "config.h"
+
+#include <toml++/toml.h>
+
+namespace parc::server {
+
+ExpectedVoid LoadServerConfigFile(const std::filesystem::path& file, ServerConfig& config) {
+  toml::table t;
+  try {
+    t = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    return Fail(Errc::kParse, "configuration " + file.string() + ": " + std::string(e.description()) + " at line " +
+                                  std::to_string(e.source().begin.line));
+  }
+  auto server = t["server"];
+  if (auto v = server["listen"].value<std::string>()) config.listen = *v;
+  if (auto v = server["advertise"].value<std::string>()) config.advertise = *v;
+  if (auto v = server["state_dir"].value<std::string>()) config.state_dir = *v;
+  if (auto v = server["log_level"].value<std::string>()) config.log_level = *v;
+  if (auto v = server["heartbeat_seconds"].value<int64_t>()) config.heartbeat_seconds = static_cast<uint32_t>(*v);
+  if (auto v = server["max_message_bytes"].value<int64_t>()) config.max_message_bytes = static_cast<uint32_t>(*v);
+  if (auto v = server["sync_threads"].value<int64_t>()) config.sync_threads = static_cast<int>(*v);
+  if (auto arr = server["server_names"].as_array()) {
+    for (auto& e : *arr)
+      if (auto s = e.value<std::string>()) config.server_names.push_back(*s);
+  }
+  auto pki = t["pki"];
+  if (auto v = pki["client_cert_days"].value<int64_t>()) config.client_cert_days = static_cast<int>(*v);
+  auto enroll = t["enrollment"];
+  if (auto v = enroll["default_token_ttl_seconds"].value<int64_t>()) config.default_token_ttl = *v;
+  return {};
+}
+
+uint16_t ListenPort(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return 0;
+  try {
+    return static_cast<uint16_t>(std::stoul(listen.substr(colon + 1)));
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+}  // namespace parc::server

@@ -1,0 +1,37 @@
+// parc-server configuration: TOML file, then command-line overrides.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "parc/common/error.h"
+
+namespace parc::server {
+
+struct ServerConfig {
+  std::string listen = "0.0.0.0:7443";
+  // Address agents and parcctl use to reach this server; written into the admin
+  // credentials file and shown in enrollment instructions.
+  std::string advertise;  // default: 127.0.0.1:<listen port>
+  std::filesystem::path state_dir = "/var/lib/parc/server";
+  std::vector<std::string> server_names;  // extra SANs for the server certificate
+  std::string log_level = "info";
+  uint32_t heartbeat_seconds = 60;
+  int64_t default_token_ttl = 24 * 3600;
+  uint32_t max_message_bytes = 16 * 1024 * 1024;
+  int client_cert_days = 365;
+  // Worker threads for the synchronous RPCs (enrollment and admin).
+  int sync_threads = 4;
+
+  std::filesystem::path database_path() const { return state_dir / "parc.db"; }
+  std::filesystem::path pki_dir() const { return state_dir / "pki"; }
+  std::filesystem::path admin_credentials_path() const { return state_dir / "admin.pem"; }
+};
+
+// Reads a TOML file into config (keys as in the struct; see installer/parc-server.toml).
+ExpectedVoid LoadServerConfigFile(const std::filesystem::path& file, ServerConfig& config);
+uint16_t ListenPort(const std::string& listen);
+
+}  // namespace parc::server

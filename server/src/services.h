@@ -1,0 +1,66 @@
+// The two gRPC services. Enrollment and admin calls are synchronous (they run
+// on gRPC's sync thread pool and may touch the database); Connect is a callback
+// reactor so that thousands of idle sessions cost no threads.
+#pragma once
+
+#include <atomic>
+
+#include "auth.h"
+#include "config.h"
+#include "parc/common/pki.h"
+#include "parc/server/storage.h"
+#include "parc/v1/admin.grpc.pb.h"
+#include "parc/v1/agent.grpc.pb.h"
+#include "session.h"
+
+namespace parc::server {
+
+struct ServerState {
+  const ServerConfig* config = nullptr;
+  Storage* storage = nullptr;
+  const pki::CertificateAuthority* ca = nullptr;
+  SessionRegistry registry;
+  RevocationList revoked;
+  std::atomic<uint64_t> reports_stored{0};
+};
+
+class AgentServiceImpl final : public v1::AgentService::WithCallbackMethod_Connect<v1::AgentService::Service> {
+ public:
+  explicit AgentServiceImpl(ServerState& state) : state_(state) {}
+  grpc::Status Enroll(grpc::ServerContext* context, const v1::EnrollRequest* request,
+                      v1::EnrollResponse* response) override;
+  grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* Connect(grpc::CallbackServerContext* context) override;
+
+ private:
+  ServerState& state_;
+};
+
+class AdminServiceImpl final : public v1::AdminService::Service {
+ public:
+  explicit AdminServiceImpl(ServerState& state) : state_(state) {}
+  grpc::Status CreateToken(grpc::ServerContext*, const v1::CreateTokenRequest*, v1::CreateTokenResponse*) override;
+  grpc::Status ListHosts(grpc::ServerContext*, const v1::ListHostsRequest*, v1::ListHostsResponse*) override;
+  grpc::Status GetHost(grpc::ServerContext*, const v1::GetHostRequest*, v1::HostDetail*) override;
+  grpc::Status RevokeHost(grpc::ServerContext*, const v1::RevokeHostRequest*, v1::HostDetail*) override;
+  grpc::Status GetInventory(grpc::ServerContext*, const v1::GetInventoryRequest*, v1::GetInventoryResponse*) override;
+  grpc::Status ExportInventory(grpc::ServerContext*, const v1::ExportInventoryRequest*,
+                               grpc::ServerWriter<v1::InventoryRow>*) override;
+  grpc::Status GetHistory(grpc::ServerContext*, const v1::GetHistoryRequest*, v1::GetHistoryResponse*) override;
+  grpc::Status CreateGroup(grpc::ServerContext*, const v1::GroupRequest*, v1::GroupInfo*) override;
+  grpc::Status ListGroups(grpc::ServerContext*, const v1::ListGroupsRequest*, v1::ListGroupsResponse*) override;
+  grpc::Status AddToGroup(grpc::ServerContext*, const v1::GroupMembershipRequest*, v1::GroupInfo*) override;
+  grpc::Status RemoveFromGroup(grpc::ServerContext*, const v1::GroupMembershipRequest*, v1::GroupInfo*) override;
+  grpc::Status ListDuplicates(grpc::ServerContext*, const v1::ListDuplicatesRequest*,
+                              v1::ListDuplicatesResponse*) override;
+  grpc::Status CollectInventory(grpc::ServerContext*, const v1::CollectInventoryRequest*,
+                                v1::CollectInventoryResponse*) override;
+  grpc::Status ListAudit(grpc::ServerContext*, const v1::ListAuditRequest*, v1::ListAuditResponse*) override;
+
+ private:
+  Expected<PeerIdentity> Admin(grpc::ServerContext* context);
+  void Audit(const PeerIdentity& who, const std::string& action, const std::string& target, const std::string& detail);
+  void FillSummary(const HostRecord& host, v1::HostSummary* out);
+  ServerState& state_;
+};
+
+}  // namespace parc::server

@@ -1,0 +1,223 @@
+#include "schema.h"
+
+namespace parc::server::detail {
+namespace {
+
+// Migration 1: initial schema.
+// Optional text columns are NOT NULL DEFAULT '' so that readers need no NULL
+// handling; cert_fingerprint is the exception because UNIQUE must ignore
+// hosts that have no certificate yet (NULLs are distinct).
+constexpr std::string_view kInitialSchema = R"sql(
+CREATE TABLE hosts (
+  id                   TEXT PRIMARY KEY,
+  hostname             TEXT NOT NULL DEFAULT '',
+  enrolled_at          INTEGER NOT NULL DEFAULT 0,
+  last_seen            INTEGER NOT NULL DEFAULT 0,
+  revoked              INTEGER NOT NULL DEFAULT 0,
+  revoked_at           INTEGER NOT NULL DEFAULT 0,
+  revoke_reason        TEXT NOT NULL DEFAULT '',
+  cert_fingerprint     TEXT UNIQUE,
+  cert_expires_at      INTEGER NOT NULL DEFAULT 0,
+  agent_version        TEXT NOT NULL DEFAULT '',
+  platform_os          TEXT NOT NULL DEFAULT '',
+  platform_arch        TEXT NOT NULL DEFAULT '',
+  distribution         TEXT NOT NULL DEFAULT '',
+  os_pretty_name       TEXT NOT NULL DEFAULT '',
+  inventory_digest     TEXT NOT NULL DEFAULT '',
+  inventory_updated_at INTEGER NOT NULL DEFAULT 0,
+  previous_host_id     TEXT NOT NULL DEFAULT '',
+  superseded_by        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX hosts_hostname ON hosts(hostname COLLATE NOCASE);
+
+CREATE TABLE tokens (
+  id           TEXT PRIMARY KEY,
+  secret_hash  TEXT NOT NULL,
+  group_name   TEXT NOT NULL DEFAULT '',
+  comment      TEXT NOT NULL DEFAULT '',
+  created_at   INTEGER NOT NULL,
+  expires_at   INTEGER NOT NULL,
+  used_at      INTEGER NOT NULL DEFAULT 0,
+  used_by_host TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE groups (
+  name        TEXT PRIMARY KEY,
+  description TEXT NOT NULL DEFAULT '',
+  created_at  INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE group_members (
+  group_name TEXT NOT NULL REFERENCES groups(name) ON DELETE CASCADE,
+  host_id    TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+  PRIMARY KEY (group_name, host_id)
+) WITHOUT ROWID;
+CREATE INDEX group_members_host ON group_members(host_id);
+
+CREATE TABLE host_identity (
+  host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+  claim   TEXT NOT NULL,
+  PRIMARY KEY (host_id, claim)
+) WITHOUT ROWID;
+CREATE INDEX host_identity_claim ON host_identity(claim);
+
+-- fields: JSON object {field: text} with sorted keys.
+CREATE TABLE inventory_items (
+  host_id    TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+  section    TEXT NOT NULL,
+  item_key   TEXT NOT NULL,
+  fields     TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (host_id, section, item_key)
+) WITHOUT ROWID;
+
+-- change: 'added', 'removed' or 'changed' (one row per changed field).
+CREATE TABLE inventory_history (
+  id        INTEGER PRIMARY KEY,
+  host_id   TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+  at        INTEGER NOT NULL,
+  report_id TEXT NOT NULL,
+  section   TEXT NOT NULL,
+  item_key  TEXT NOT NULL,
+  change    TEXT NOT NULL,
+  field     TEXT NOT NULL DEFAULT '',
+  old_value TEXT NOT NULL DEFAULT '',
+  new_value TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX inventory_history_host_at ON inventory_history(host_id, at);
+
+-- Every applied report, so that an outbox resending after a lost reply is harmless.
+CREATE TABLE reports (
+  host_id     TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+  report_id   TEXT NOT NULL,
+  sequence    INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  kind        TEXT NOT NULL,
+  PRIMARY KEY (host_id, report_id)
+) WITHOUT ROWID;
+
+CREATE TABLE audit_log (
+  id     INTEGER PRIMARY KEY,
+  at     INTEGER NOT NULL,
+  actor  TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL DEFAULT '',
+  detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_at ON audit_log(at);
+
+-- One view per main section for asset managers' ad-hoc SQL (sqlite3, DB Browser,
+-- LibreOffice Base): one column per field; numbers as INTEGER, booleans as
+-- 'true'/'false'. Sections without a view are reachable through inventory_items.
+CREATE VIEW inv_os AS
+SELECT i.host_id, h.hostname, i.updated_at,
+  json_extract(i.fields, '$.id') AS id,
+  json_extract(i.fields, '$.name') AS name,
+  json_extract(i.fields, '$.version_id') AS version_id,
+  json_extract(i.fields, '$.pretty_name') AS pretty_name,
+  json_extract(i.fields, '$.version_codename') AS version_codename,
+  json_extract(i.fields, '$.kernel_name') AS kernel_name,
+  json_extract(i.fields, '$.kernel_release') AS kernel_release,
+  json_extract(i.fields, '$.kernel_version') AS kernel_version,
+  json_extract(i.fields, '$.architecture') AS architecture,
+  json_extract(i.fields, '$.hostname') AS os_hostname,
+  json_extract(i.fields, '$.fqdn') AS fqdn,
+  json_extract(i.fields, '$.timezone') AS timezone,
+  CAST(json_extract(i.fields, '$.boot_time') AS INTEGER) AS boot_time,
+  json_extract(i.fields, '$.machine_id') AS machine_id
+FROM inventory_items i JOIN hosts h ON h.id = i.host_id WHERE i.section = 'os';
+
+CREATE VIEW inv_hardware AS
+SELECT i.host_id, h.hostname, i.updated_at,
+  json_extract(i.fields, '$.system_vendor') AS system_vendor,
+  json_extract(i.fields, '$.product_name') AS product_name,
+  json_extract(i.fields, '$.product_version') AS product_version,
+  json_extract(i.fields, '$.serial_number') AS serial_number,
+  json_extract(i.fields, '$.system_uuid') AS system_uuid,
+  json_extract(i.fields, '$.bios_vendor') AS bios_vendor,
+  json_extract(i.fields, '$.bios_version') AS bios_version,
+  json_extract(i.fields, '$.bios_date') AS bios_date,
+  json_extract(i.fields, '$.board_vendor') AS board_vendor,
+  json_extract(i.fields, '$.board_name') AS board_name,
+  json_extract(i.fields, '$.board_serial') AS board_serial,
+  json_extract(i.fields, '$.chassis_type') AS chassis_type,
+  json_extract(i.fields, '$.chassis_serial') AS chassis_serial,
+  json_extract(i.fields, '$.asset_tag') AS asset_tag
+FROM inventory_items i JOIN hosts h ON h.id = i.host_id WHERE i.section = 'hardware';
+
+CREATE VIEW inv_disks AS
+SELECT i.host_id, h.hostname, i.updated_at,
+  json_extract(i.fields, '$.name') AS name,
+  json_extract(i.fields, '$.model') AS model,
+  json_extract(i.fields, '$.serial') AS serial,
+  json_extract(i.fields, '$.vendor') AS vendor,
+  CAST(json_extract(i.fields, '$.size_bytes') AS INTEGER) AS size_bytes,
+  json_extract(i.fields, '$.rotational') AS rotational,
+  json_extract(i.fields, '$.removable') AS removable,
+  json_extract(i.fields, '$.transport') AS transport,
+  json_extract(i.fields, '$.wwn') AS wwn
+FROM inventory_items i JOIN hosts h ON h.id = i.host_id WHERE i.section = 'disks';
+
+CREATE VIEW inv_filesystems AS
+SELECT i.host_id, h.hostname, i.updated_at,
+  json_extract(i.fields, '$.mount_point') AS mount_point,
+  json_extract(i.fields, '$.device') AS device,
+  json_extract(i.fields, '$.type') AS type,
+  json_extract(i.fields, '$.uuid') AS uuid,
+  CAST(json_extract(i.fields, '$.size_bytes') AS INTEGER) AS size_bytes,
+  CAST(json_extract(i.fields, '$.free_bytes') AS INTEGER) AS free_bytes,
+  json_extract(i.fields, '$.read_only') AS read_only
+FROM inventory_items i JOIN hosts h ON h.id = i.host_id WHERE i.section = 'filesystems';
+
+CREATE VIEW inv_interfaces AS
+SELECT i.host_id, h.hostname, i.updated_at,
+  json_extract(i.fields, '$.name') AS name,
+  json_extract(i.fields, '$.mac') AS mac,
+  json_extract(i.fields, '$.addresses') AS addresses,
+  json_extract(i.fields, '$.state') AS state,
+  CAST(json_extract(i.fields, '$.speed_mbps') AS INTEGER) AS speed_mbps,
+  CAST(json_extract(i.fields, '$.mtu') AS INTEGER) AS mtu,
+  json_extract(i.fields, '$.type') AS type,
+  json_extract(i.fields, '$.driver') AS driver
+FROM inventory_items i JOIN hosts h ON h.id = i.host_id WHERE i.section = 'interfaces';
+
+CREATE VIEW inv_software AS
+SELECT i.host_id, h.hostname, i.updated_at,
+  json_extract(i.fields, '$.name') AS name,
+  json_extract(i.fields, '$.architecture') AS architecture,
+  json_extract(i.fields, '$.version') AS version,
+  json_extract(i.fields, '$.source') AS source,
+  json_extract(i.fields, '$.summary') AS summary,
+  CAST(json_extract(i.fields, '$.installed_size_bytes') AS INTEGER) AS installed_size_bytes,
+  json_extract(i.fields, '$.vendor') AS vendor
+FROM inventory_items i JOIN hosts h ON h.id = i.host_id WHERE i.section = 'software';
+
+CREATE VIEW inv_services AS
+SELECT i.host_id, h.hostname, i.updated_at,
+  json_extract(i.fields, '$.name') AS name,
+  json_extract(i.fields, '$.enabled') AS enabled,
+  json_extract(i.fields, '$.active') AS active,
+  json_extract(i.fields, '$.description') AS description
+FROM inventory_items i JOIN hosts h ON h.id = i.host_id WHERE i.section = 'services';
+
+CREATE VIEW inv_users AS
+SELECT i.host_id, h.hostname, i.updated_at,
+  json_extract(i.fields, '$.name') AS name,
+  CAST(json_extract(i.fields, '$.uid') AS INTEGER) AS uid,
+  CAST(json_extract(i.fields, '$.gid') AS INTEGER) AS gid,
+  json_extract(i.fields, '$.home') AS home,
+  json_extract(i.fields, '$.shell') AS shell,
+  json_extract(i.fields, '$.gecos') AS gecos,
+  json_extract(i.fields, '$.system') AS system,
+  json_extract(i.fields, '$.locked') AS locked
+FROM inventory_items i JOIN hosts h ON h.id = i.host_id WHERE i.section = 'users';
+)sql";
+
+}  // namespace
+
+const std::vector<std::string_view>& Migrations() {
+  static const std::vector<std::string_view> kMigrations = {kInitialSchema};
+  return kMigrations;
+}
+
+}  // namespace parc::server::detail

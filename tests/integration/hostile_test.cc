@@ -1,0 +1,124 @@
+// A misbehaving client holding a valid agent certificate: messages out of
+// order, hostile inventory content, oversized messages, calls outside its role.
+// Each gets an error; the server keeps serving a well-behaved agent throughout.
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "channel.h"
+#include "harness.h"
+#include "inventory_fixture.h"
+#include "parc/v1/admin.grpc.pb.h"
+#include "parc/v1/agent.grpc.pb.h"
+
+using namespace parc::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+namespace v1 = parc::v1;
+
+namespace {
+std::shared_ptr<grpc::Channel> ChannelAs(const Server& server, const fs::path& agent_state) {
+  parc::agent::ChannelOptions o;
+  o.server = server.address();
+  o.ca_pem = ReadFileOrEmpty(agent_state / "ca.pem");
+  o.key_pem = ReadFileOrEmpty(agent_state / "agent.key");
+  o.cert_pem = ReadFileOrEmpty(agent_state / "agent.pem");
+  o.own_connection = true;
+  return parc::agent::MakeChannel(o);
+}
+
+v1::AgentMessage HelloMsg() {
+  v1::AgentMessage m;
+  m.mutable_hello()->set_agent_version("hostile");
+  return m;
+}
+}  // namespace
+
+TEST_CASE("malformed, hostile and oversized messages get an error while the server keeps serving others") {
+  TempDir dir("parc-hostile");
+  Server server(dir / "server");
+  server.Start();
+  BuildWorkstationRoot(dir / "root");
+  auto [t1, fp] = server.Token();
+  Agent good(dir / "good", dir / "root");
+  REQUIRE(good.Enroll(server, t1, fp).exit_code == 0);
+  good.Start();
+  auto [t2, fp2] = server.Token();
+  Agent evil(dir / "evil", dir / "root");
+  REQUIRE(evil.Enroll(server, t2, fp2).exit_code == 0);  // enrolled, never started: we drive it by hand
+  auto channel = ChannelAs(server, dir / "evil");
+  auto stub = v1::AgentService::NewStub(channel);
+
+  SECTION("a report before Hello ends the session with INVALID_ARGUMENT") {
+    grpc::ClientContext ctx;
+    auto stream = stub->Connect(&ctx);
+    v1::AgentMessage m;
+    m.mutable_heartbeat()->set_sent_at(1);
+    stream->Write(m);
+    v1::ServerMessage reply;
+    while (stream->Read(&reply)) {
+    }
+    CHECK(stream->Finish().error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  SECTION("an inventory with an unknown section or field is rejected, nothing stored") {
+    grpc::ClientContext ctx;
+    auto stream = stub->Connect(&ctx);
+    REQUIRE(stream->Write(HelloMsg()));
+    v1::ServerMessage reply;
+    REQUIRE(stream->Read(&reply));
+    REQUIRE(reply.has_welcome());
+    v1::AgentMessage m;
+    auto* r = m.mutable_report();
+    r->set_report_id("evil-1");
+    auto* delta = r->mutable_inventory_delta();
+    delta->set_base_digest("");
+    auto* up = delta->add_upserts();
+    up->set_section("../../etc/passwd");
+    (*up->mutable_fields())["x"] = "y";
+    REQUIRE(stream->Write(m));
+    REQUIRE(stream->Read(&reply));
+    REQUIRE(reply.has_report_ack());
+    CHECK_FALSE(reply.report_ack().stored());
+    bool refused = reply.report_ack().rejected() || reply.report_ack().full_inventory_wanted();
+    CHECK(refused);
+    // A full report with a huge key is rejected with a reason.
+    v1::AgentMessage full;
+    full.mutable_report()->set_report_id("evil-2");
+    auto* pkg = full.mutable_report()->mutable_full_inventory()->add_software();
+    pkg->set_name(std::string(10000, 'A'));
+    REQUIRE(stream->Write(full));
+    REQUIRE(stream->Read(&reply));
+    CHECK(reply.report_ack().rejected());
+    CHECK_THAT(reply.report_ack().error(), Catch::Contains("too long"));
+    ctx.TryCancel();
+    auto host = server.CtlJson({"host", "show", evil.host_id()});
+    CHECK(host["inventory_digest"] == "");
+  }
+  SECTION("an oversized message is refused with RESOURCE_EXHAUSTED") {
+    grpc::ClientContext ctx;
+    auto stream = stub->Connect(&ctx);
+    REQUIRE(stream->Write(HelloMsg()));
+    v1::AgentMessage big;
+    big.mutable_report()->set_report_id("big");
+    auto* inv = big.mutable_report()->mutable_full_inventory();
+    for (int i = 0; i < 20; ++i) inv->add_software()->set_summary(std::string(1 << 20, 'x'));
+    stream->Write(big);
+    v1::ServerMessage reply;
+    while (stream->Read(&reply)) {
+    }
+    CHECK(stream->Finish().error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  SECTION("an agent certificate cannot call the admin API") {
+    auto admin = v1::AdminService::NewStub(channel);
+    grpc::ClientContext ctx;
+    v1::ListHostsRequest req;
+    v1::ListHostsResponse resp;
+    CHECK(admin->ListHosts(&ctx, req, &resp).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  }
+
+  // Through all of it the well-behaved agent is served: a pushed command reaches it.
+  std::string id = good.host_id();
+  REQUIRE(WaitFor([&] { return server.CtlJson({"host", "show", id})["summary"]["online"] == true; }));
+  auto sent = server.CtlJson({"collect", id});
+  CHECK(sent["sent_to"].size() == 1);
+  REQUIRE(WaitFor([&] { return good.Log().find("the server asks for an inventory now") != std::string::npos; }));
+}
