@@ -1469,6 +1469,9 @@ int Main(const Options& opt_in) {
     Line("cpu during window", Fmt("server %.2f s (%.0f %% of one core), parc-load %.2f s (%.0f %%)", cpu_srv,
                                   cpu_srv / o.delta_seconds * 100, cpu_self, cpu_self / o.delta_seconds * 100));
     Line("busiest server threads", busiest + " (of one core, over the window)");
+    if (window_acked > 0)
+      Line("server CPU per stored delta", Fmt("%.3f ms (= %.0f deltas/s per fully used server core)",
+                                              cpu_srv * 1000 / window_acked, window_acked / cpu_srv));
     How("every connected agent sends Report{inventory_delta} of 1-3 changed software items, based on the digest of "
         "its previous report (Digest/ToProto from inventory_model), next one sent when an ack arrives; stored acks "
         "received within S seconds of the first send, divided by S");
