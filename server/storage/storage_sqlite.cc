@@ -1,12 +1,12 @@
-#include <map>
-#include <tuple>
 // The SQLite parc database. Writes go through one WriteQueue (one writer
-// thread, batched transactions); reads use a small pool of read-only
+// thread, batched transactions); reads use a small pool of query_only
 // connections, which WAL lets run alongside the writer.
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <map>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
@@ -57,9 +57,8 @@ class ReadPool {
         return Lease(this, std::move(db));
       }
     }
-    // Read-write handle in query_only mode rather than SQLITE_OPEN_READONLY:
-    // a read-only handle opened around a WAL recovery after a crash kept
-    // serving its first snapshot (seen in the kill -9 test).
+    // A normal handle in query_only mode: it can take part in WAL recovery
+    // after a crash, which a SQLITE_OPEN_READONLY handle cannot.
     sql::OpenOptions options;
     options.wal = false;  // already WAL; switching needs a lock readers must not take
     auto db = sql::Database::Open(path_, options);
