@@ -68,7 +68,7 @@ else
   say "Enrolling this machine (CA pinned: $FP)"
   "$AGENT" --state-dir "$AGENT_DIR" enroll --server "127.0.0.1:$PORT" --token "$TOKEN" --ca-fingerprint "$FP"
 fi
-HOST_ID=$(sed -n 's/^host_id *= *"\(.*\)"/\1/p' "$AGENT_DIR/enrollment.toml")
+HOST_ID=$(sed -n "s/^host_id *= *[\"']\(.*\)[\"']\$/\1/p" "$AGENT_DIR/enrollment.toml")
 
 if alive "$PARC_HOME/agent.pid"; then
   say "parc-agent already running (pid $(cat "$PARC_HOME/agent.pid"))"
