@@ -183,13 +183,11 @@ class Runner {
     hello->set_agent_version(PARC_VERSION);
     hello->mutable_platform()->set_os("linux");
     hello->set_inventory_digest(outbox_.AckedDigest().value_or(""));
-    char host[256] = {};
     if (auto hn = ReadSmallFile(UnderRoot(config_.root, "/etc/hostname"), 255)) {
       std::string h = *hn;
       while (!h.empty() && (h.back() == '\n' || h.back() == ' ')) h.pop_back();
       hello->set_hostname(h);
     }
-    (void)host;
     bool ok = stream->Write(hello_msg);
 
     std::set<std::string> in_flight;

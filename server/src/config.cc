@@ -31,14 +31,4 @@ ExpectedVoid LoadServerConfigFile(const std::filesystem::path& file, ServerConfi
   return {};
 }
 
-uint16_t ListenPort(const std::string& listen) {
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos) return 0;
-  try {
-    return static_cast<uint16_t>(std::stoul(listen.substr(colon + 1)));
-  } catch (const std::exception&) {
-    return 0;
-  }
-}
-
 }  // namespace parc::server

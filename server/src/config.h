@@ -32,6 +32,5 @@ struct ServerConfig {
 
 // Reads a TOML file into config (keys as in the struct; see installer/parc-server.toml).
 ExpectedVoid LoadServerConfigFile(const std::filesystem::path& file, ServerConfig& config);
-uint16_t ListenPort(const std::string& listen);
 
 }  // namespace parc::server
