@@ -38,4 +38,9 @@ Expected<std::string> SignManifest(Manifest& m, const KeyPair& key, int64_t now,
 ExpectedVoid VerifyManifestBytes(std::string_view canonical_json, std::string_view signature,
                                  const std::vector<PublicKey>& trusted, int64_t now);
 
+// The agent's trusted publisher keys, as the server distributes them:
+// a JSON array of {"key_id", "name", "public_key_pem"} in <state>/trusted_keys.json.
+Expected<std::vector<PublicKey>> LoadTrustedKeys(const std::filesystem::path& file);  // missing file = empty
+ExpectedVoid SaveTrustedKeys(const std::filesystem::path& file, const std::vector<PublicKey>& keys);  // atomic
+
 }  // namespace parc::pkg
