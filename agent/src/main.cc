@@ -11,6 +11,7 @@
 #include "agent_config.h"
 #include "enroll.h"
 #include "outbox.h"
+#include "package_cli.h"
 #include "parc/agent/inventory.h"
 #include "parc/common/files.h"
 #include "parc/common/inventory_model.h"
@@ -84,7 +85,8 @@ int main(int argc, char** argv) {
              "  parc-agent run                  (foreground; systemd runs it as a service)\n"
              "  parc-agent inventory            (what would be reported, without a server)\n"
              "  parc-agent inventory --root /mnt/image --json\n"
-             "Exit codes: 0 ok, 1 failure, 2 usage error, 3 refused by the server, 5 server unreachable.");
+             "  parc-agent package install hello_1.0-1.parc --trust publisher.pub\n"
+             "Exit codes: 0 ok, 1 failure, 2 usage error, 3 refused by the server, 4 package refused, 5 server unreachable.");
   app.set_version_flag("--version", std::string("parc-agent ") + PARC_VERSION);
   app.require_subcommand(1);
   AgentConfig config;
@@ -110,6 +112,8 @@ int main(int argc, char** argv) {
   bool json = false;
   inv->add_flag("--json", json, "print the inventory as JSON (protobuf JSON mapping, field names as in inventory.proto)");
 
+  auto packages = AddPackageCommands(app);
+
   auto* status = app.add_subcommand("status", "show enrollment and outbox state");
   bool status_json = false;
   status->add_flag("--json", status_json, "JSON output");
@@ -126,6 +130,8 @@ int main(int argc, char** argv) {
   if (!log_level.empty()) config.log_level = log_level;
   if (interval > 0) config.inventory_interval = interval;
   InitLogging("agent", config.log_level);
+
+  if (PackageCommandChosen(*packages)) return RunPackageCommand(*packages, config);
 
   if (*inv) {
     auto start = std::chrono::steady_clock::now();

@@ -207,6 +207,37 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   audit->add_option("--since", o.since, "Only entries after this time: 2026-11-28 or 1d (ago)")->type_name("TIME");
   audit->add_option("--limit", o.limit, "At most N entries")->type_name("N");
 
+  // key / package: local commands on package files, no server needed.
+  CLI::App* key = group_of("key", "Publisher signing keys (local, no server needed)");
+  CLI::App* key_create = leaf(key, "create", "Create an Ed25519 publisher key pair: NAME.key (secret) and NAME.pub",
+                              &Commands::KeyCreate, "Example:\n  parcctl key create --name acme --dir ~/keys");
+  key_create->add_option("--name", o.name, "Key name (file names NAME.key, NAME.pub)")->required()->type_name("NAME");
+  key_create->add_option("--dir", o.dir, "Directory to write the key files into (default: current)")->type_name("DIR");
+
+  CLI::App* package = group_of("package", "Build, sign and verify package files (see docs/packages.md)");
+  CLI::App* package_build =
+      leaf(package, "build", "Build a package file from a directory (package.json, root/, scripts/, native/)",
+           &Commands::PackageBuild,
+           "Example:\n  parcctl package build ./hello -o hello_1.0-1.parc --key acme.key --expires 90d");
+  package_build->add_option("dir", o.path, "Package source directory")->required()->type_name("DIR");
+  package_build->add_option("-o,--output", o.output, "Package file to write")->required()->type_name("FILE");
+  package_build->add_option("--key", o.key, "Sign with this private key (else the package is unsigned)")
+      ->type_name("KEYFILE");
+  package_build->add_option("--expires", o.expires, "Signature lifetime: 30d, 365d ... (default 365d)")
+      ->type_name("DURATION");
+  CLI::App* package_sign = leaf(package, "sign", "Sign (or re-sign) a package file in place", &Commands::PackageSign,
+                                "Example:\n  parcctl package sign hello_1.0-1.parc --key acme.key --expires 30d");
+  package_sign->add_option("file", o.path, "Package file")->required()->type_name("FILE");
+  package_sign->add_option("--key", o.key, "Private key")->required()->type_name("KEYFILE");
+  package_sign->add_option("--expires", o.expires, "Signature lifetime (default 365d)")->type_name("DURATION");
+  CLI::App* package_verify =
+      leaf(package, "verify", "Check a package file: signature, expiry, canonical manifest and every payload digest",
+           &Commands::PackageVerify,
+           "Example:\n  parcctl package verify hello_1.0-1.parc --trust acme.pub\n"
+           "Exit code 0: valid; 4: refused (unsigned, untrusted key, bad signature, expired, damaged).");
+  package_verify->add_option("file", o.path, "Package file")->required()->type_name("FILE");
+  package_verify->add_option("--trust", o.trust, "Trust this public key (repeatable)")->type_name("PUBFILE");
+
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
   try {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "connection.h"
 #include "parc/ctl/render.h"
@@ -35,6 +36,13 @@ struct Options {
   bool all = false;
   bool full = false;
   uint32_t limit = 0;
+
+  // Local package commands (package_local.cc).
+  std::string path;                // package file or build directory
+  std::string key;                 // --key FILE (private key)
+  std::string expires = "365d";
+  std::string dir;                 // key create --dir
+  std::vector<std::string> trust;  // --trust FILE (public keys), repeatable
 };
 
 class Commands {
@@ -55,6 +63,12 @@ class Commands {
   int Duplicates();
   int Collect();
   int Audit();
+
+  // Local: no server needed (package_local.cc).
+  int KeyCreate();
+  int PackageBuild();
+  int PackageSign();
+  int PackageVerify();
 
  private:
   // Non-zero exit code if the connection could not be set up.

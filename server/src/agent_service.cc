@@ -67,7 +67,27 @@ grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* AgentServiceImpl::
   sc.revoked = &state_.revoked;
   sc.heartbeat_seconds = state_.config->heartbeat_seconds;
   sc.reports_stored = &state_.reports_stored;
+  sc.deploy = state_.deploy;
+  sc.scheduler = state_.scheduler;
   return AgentSession::Start(context, sc);
+}
+
+grpc::Status AgentServiceImpl::GetContent(grpc::ServerContext* context, const v1::GetContentRequest* request,
+                                          grpc::ServerWriter<v1::ContentChunk>* writer) {
+  auto peer = Authenticate(*context, state_.revoked, kAgentOrganization);
+  if (!peer) return ToStatus(peer.error());
+  if (!state_.content) return {grpc::StatusCode::UNIMPLEMENTED, "this server has no content store"};
+  v1::ContentChunk chunk;
+  auto r = state_.content->Read(request->sha256(), request->offset(),
+                                [&](uint64_t offset, std::string_view data, uint64_t total) {
+                                  if (context->IsCancelled()) return false;
+                                  chunk.set_offset(offset);
+                                  chunk.set_total_size(total);
+                                  chunk.mutable_data()->assign(data.data(), data.size());
+                                  return writer->Write(chunk);
+                                });
+  if (!r) return ToStatus(r.error());
+  return grpc::Status::OK;
 }
 
 }  // namespace parc::server

@@ -43,8 +43,25 @@ int Run(ServerConfig config) {
   }
   for (const auto& fp : *revoked) state.revoked.Add(fp);
 
+  auto deploy = OpenSqliteDeployStore(config.database_path().string());
+  if (!deploy) {
+    spdlog::critical("cannot open the deployment tables: {}", deploy.error().message());
+    return 1;
+  }
+  ContentStore content(config.state_dir / "content");
+  if (auto r = content.Init(); !r) {
+    spdlog::critical("cannot create the content store in {}: {}", (config.state_dir / "content").string(),
+                     r.error().message());
+    return 1;
+  }
+  Scheduler scheduler(**deploy, state.registry);
+  state.deploy = deploy->get();
+  state.content = &content;
+  state.scheduler = &scheduler;
+
   AgentServiceImpl agent_service(state);
   AdminServiceImpl admin_service(state);
+  DeployServiceImpl deploy_service(state);
 
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = tls->ca.certificate_pem();
@@ -55,6 +72,7 @@ int Run(ServerConfig config) {
   builder.AddListeningPort(config.listen, grpc::SslServerCredentials(ssl), &bound_port);
   builder.RegisterService(&agent_service);
   builder.RegisterService(&admin_service);
+  builder.RegisterService(&deploy_service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   // A stale server on the same port must not silently take half the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -78,6 +96,7 @@ int Run(ServerConfig config) {
   }
   // Tests and scripts that listen on port 0 learn the chosen port here.
   (void)WriteFileAtomic(config.state_dir / "server.addr", advertise + "\n", 0644);
+  scheduler.Start();
   spdlog::info("parc-server {} listening on {} (port {}), state in {}", PARC_VERSION, config.listen, bound_port,
                config.state_dir.string());
   spdlog::info("CA fingerprint (SHA-256): {}", tls->ca.fingerprint());
@@ -92,6 +111,7 @@ int Run(ServerConfig config) {
   spdlog::info("received {}, shutting down ({} agents connected)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                state.registry.Count());
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  scheduler.Stop();
   state.storage->Flush();
   spdlog::info("stopped");
   return 0;

@@ -11,6 +11,10 @@
 #include "parc/server/storage.h"
 #include "parc/v1/admin.grpc.pb.h"
 #include "parc/v1/agent.grpc.pb.h"
+#include "content_store.h"
+#include "parc/server/deploy_store.h"
+#include "parc/v1/deploy.grpc.pb.h"
+#include "scheduler.h"
 #include "session.h"
 
 namespace parc::server {
@@ -22,6 +26,9 @@ struct ServerState {
   SessionRegistry registry;
   RevocationList revoked;
   std::atomic<uint64_t> reports_stored{0};
+  DeployStore* deploy = nullptr;
+  ContentStore* content = nullptr;
+  Scheduler* scheduler = nullptr;
 };
 
 class AgentServiceImpl final : public v1::AgentService::WithCallbackMethod_Connect<v1::AgentService::Service> {
@@ -30,6 +37,8 @@ class AgentServiceImpl final : public v1::AgentService::WithCallbackMethod_Conne
   grpc::Status Enroll(grpc::ServerContext* context, const v1::EnrollRequest* request,
                       v1::EnrollResponse* response) override;
   grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* Connect(grpc::CallbackServerContext* context) override;
+  grpc::Status GetContent(grpc::ServerContext* context, const v1::GetContentRequest* request,
+                          grpc::ServerWriter<v1::ContentChunk>* writer) override;
 
  private:
   ServerState& state_;
@@ -60,6 +69,36 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   Expected<PeerIdentity> Admin(grpc::ServerContext* context);
   void Audit(const PeerIdentity& who, const std::string& action, const std::string& target, const std::string& detail);
   void FillSummary(const HostRecord& host, v1::HostSummary* out);
+  ServerState& state_;
+};
+
+class DeployServiceImpl final : public v1::DeployService::Service {
+ public:
+  explicit DeployServiceImpl(ServerState& state) : state_(state) {}
+  grpc::Status AddPublisherKey(grpc::ServerContext*, const v1::AddPublisherKeyRequest*, v1::PublisherKey*) override;
+  grpc::Status ListPublisherKeys(grpc::ServerContext*, const v1::ListPublisherKeysRequest*,
+                                 v1::ListPublisherKeysResponse*) override;
+  grpc::Status StatContent(grpc::ServerContext*, const v1::StatContentRequest*, v1::StatContentResponse*) override;
+  grpc::Status PutContent(grpc::ServerContext*, grpc::ServerReader<v1::PutContentRequest>*,
+                          v1::StatContentResponse*) override;
+  grpc::Status RegisterPackage(grpc::ServerContext*, const v1::RegisterPackageRequest*, v1::PackageInfo*) override;
+  grpc::Status ListPackages(grpc::ServerContext*, const v1::ListPackagesRequest*, v1::ListPackagesResponse*) override;
+  grpc::Status CreateDeployment(grpc::ServerContext*, const v1::CreateDeploymentRequest*, v1::DeploymentInfo*) override;
+  grpc::Status GetDeployment(grpc::ServerContext*, const v1::GetDeploymentRequest*, v1::DeploymentInfo*) override;
+  grpc::Status WatchDeployment(grpc::ServerContext*, const v1::GetDeploymentRequest*,
+                               grpc::ServerWriter<v1::DeploymentInfo>*) override;
+  grpc::Status ListDeployments(grpc::ServerContext*, const v1::ListDeploymentsRequest*,
+                               v1::ListDeploymentsResponse*) override;
+  grpc::Status ControlDeployment(grpc::ServerContext*, const v1::ControlDeploymentRequest*, v1::DeploymentInfo*) override;
+  grpc::Status ListRollbackPoints(grpc::ServerContext*, const v1::ListRollbackPointsRequest*,
+                                  v1::ListRollbackPointsResponse*) override;
+  grpc::Status Rollback(grpc::ServerContext*, const v1::RollbackRequest*, v1::JobInfo*) override;
+
+ private:
+  Expected<PeerIdentity> Admin(grpc::ServerContext* context);
+  void Audit(const PeerIdentity& who, const std::string& action, const std::string& target, const std::string& detail);
+  Expected<v1::DeploymentInfo> Describe(const std::string& ref, bool with_jobs);
+  void PushTrustedKeys();
   ServerState& state_;
 };
 

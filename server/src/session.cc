@@ -3,6 +3,7 @@
 #include "parc/common/inventory_model.h"
 #include "parc/common/log.h"
 #include "parc/common/timeutil.h"
+#include "scheduler.h"
 
 namespace parc::server {
 
@@ -168,6 +169,12 @@ void AgentSession::OnReadDone(bool ok) {
       }
       break;
     }
+    case v1::AgentMessage::kJobUpdate:
+      if (sc_.scheduler) sc_.scheduler->OnJobUpdate(host_id_, incoming_.job_update());
+      break;
+    case v1::AgentMessage::kRollbackPoints:
+      HandleRollbackPoints(incoming_.rollback_points());
+      break;
     case v1::AgentMessage::kCommandResult:
       spdlog::info("agent {}: command {} {}: {}", hostname_, incoming_.command_result().command_id(),
                    incoming_.command_result().ok() ? "done" : "failed", incoming_.command_result().message());
@@ -204,8 +211,42 @@ void AgentSession::HandleHello(const v1::Hello& hello) {
   w->set_heartbeat_seconds(sc_.heartbeat_seconds);
   w->set_server_time(NowUnix());
   w->set_full_inventory_wanted(host->inventory_digest.empty() || host->inventory_digest != hello.inventory_digest());
+  if (sc_.deploy)
+    for (auto& k : TrustedKeysForAgents(*sc_.deploy)) *w->add_trusted_keys() = std::move(k);
   Push(std::move(welcome));
   spdlog::info("agent {} ({}) connected from {}, version {}", hostname_, host_id_, peer_, agent_version_);
+  // Jobs it had in flight (server or agent restarted) go out again; the agent
+  // answers a job it already ran with its recorded outcome.
+  if (sc_.scheduler) sc_.scheduler->HostOnline(host_id_);
+}
+
+void AgentSession::HandleRollbackPoints(const v1::RollbackPoints& points) {
+  if (!sc_.deploy) return;
+  if (points.points_size() > 100000) {
+    spdlog::warn("agent {} sent {} rollback points; ignored", hostname_, points.points_size());
+    return;
+  }
+  std::vector<RollbackPointRecord> records;
+  int64_t now = NowUnix();
+  for (const auto& p : points.points()) {
+    if (p.point_id().empty() || p.point_id().size() > 64) continue;
+    RollbackPointRecord r;
+    r.host_id = host_id_;
+    r.point_id = p.point_id();
+    r.job_id = p.job_id().substr(0, 64);
+    r.package = p.package().substr(0, 256);
+    r.action = p.action().substr(0, 32);
+    r.from_version = p.from_version().substr(0, 256);
+    r.to_version = p.to_version().substr(0, 256);
+    r.created_at = p.created_at();
+    r.paths = p.paths();
+    r.bytes = p.bytes();
+    r.state = p.state().substr(0, 32);
+    r.reported_at = now;
+    records.push_back(std::move(r));
+  }
+  if (auto r = sc_.deploy->ReplaceRollbackPoints(host_id_, records); !r)
+    spdlog::error("cannot store rollback points of {}: {}", hostname_, r.error().message());
 }
 
 void AgentSession::HandleReport(const v1::Report& report) {

@@ -35,12 +35,17 @@ class SessionRegistry {
   std::map<std::string, std::shared_ptr<AgentSession>> sessions_;
 };
 
+class Scheduler;
+class DeployStore;
+
 struct SessionContext {
   Storage* storage = nullptr;
   SessionRegistry* registry = nullptr;
   const RevocationList* revoked = nullptr;
   uint32_t heartbeat_seconds = 60;
   std::atomic<uint64_t>* reports_stored = nullptr;
+  DeployStore* deploy = nullptr;      // null: no software distribution (tools, tests)
+  Scheduler* scheduler = nullptr;
 };
 
 class AgentSession : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage> {
@@ -65,6 +70,7 @@ class AgentSession : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Server
   AgentSession(grpc::CallbackServerContext* context, const SessionContext& sc);
   void HandleHello(const v1::Hello& hello);
   void HandleReport(const v1::Report& report);
+  void HandleRollbackPoints(const v1::RollbackPoints& points);
   // Requires mutex_ held.
   void FinishLocked(const grpc::Status& status);
   void StartNextWriteLocked();

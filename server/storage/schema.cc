@@ -213,10 +213,100 @@ SELECT i.host_id, h.hostname, i.updated_at,
 FROM inventory_items i JOIN hosts h ON h.id = i.host_id WHERE i.section = 'users';
 )sql";
 
+// Migration 2: software distribution (publisher keys, content store index,
+// packages, deployments and their per-host jobs, rollback points per host).
+constexpr std::string_view kDeploySchema = R"sql(
+CREATE TABLE publisher_keys (
+  key_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  public_key_pem TEXT NOT NULL,
+  added_at INTEGER NOT NULL
+);
+CREATE TABLE content_objects (
+  sha256 TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  stored_at INTEGER NOT NULL
+);
+CREATE TABLE packages (
+  name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  sha256 TEXT NOT NULL REFERENCES content_objects(sha256),
+  size INTEGER NOT NULL,
+  summary TEXT NOT NULL DEFAULT '',
+  publisher TEXT NOT NULL DEFAULT '',
+  key_id TEXT NOT NULL,
+  signed_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  uploaded_at INTEGER NOT NULL,
+  files INTEGER NOT NULL DEFAULT 0,
+  manifest_json TEXT NOT NULL,
+  PRIMARY KEY (name, version)
+);
+CREATE TABLE deployments (
+  id TEXT PRIMARY KEY,
+  package TEXT NOT NULL,
+  version TEXT NOT NULL DEFAULT '',
+  sha256 TEXT NOT NULL DEFAULT '',
+  size INTEGER NOT NULL DEFAULT 0,
+  remove INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL,              -- scheduled, running, halted, canceled, completed
+  reason TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '',
+  start_at INTEGER NOT NULL DEFAULT 0,
+  deadline INTEGER NOT NULL DEFAULT 0,
+  maint_window TEXT NOT NULL DEFAULT '',
+  max_parallel INTEGER NOT NULL DEFAULT 0,
+  halt_failure_percent INTEGER NOT NULL DEFAULT 0,
+  targets TEXT NOT NULL DEFAULT '[]',
+  -- failed / finished job counts when an admin resumed a halted deployment:
+  -- the halt rule then looks only at what finished after the resume
+  resumed_failed INTEGER NOT NULL DEFAULT 0,
+  resumed_finished INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE jobs (
+  id TEXT PRIMARY KEY,
+  deployment_id TEXT NOT NULL DEFAULT '',
+  seq INTEGER NOT NULL DEFAULT 0,   -- order within its deployment (canary hosts first)
+  host_id TEXT NOT NULL REFERENCES hosts(id),
+  kind TEXT NOT NULL,               -- install, remove, rollback
+  package TEXT NOT NULL DEFAULT '',
+  version TEXT NOT NULL DEFAULT '',
+  sha256 TEXT NOT NULL DEFAULT '',
+  size INTEGER NOT NULL DEFAULT 0,
+  target_point TEXT NOT NULL DEFAULT '',
+  allow_downgrade INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL,              -- pending, sent, downloading, verifying, installing, succeeded, failed, canceled
+  percent INTEGER NOT NULL DEFAULT 0,
+  message TEXT NOT NULL DEFAULT '',
+  output TEXT NOT NULL DEFAULT '',
+  point_id TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX jobs_by_deployment ON jobs(deployment_id, seq);
+CREATE INDEX jobs_by_host ON jobs(host_id, state);
+CREATE TABLE rollback_points (
+  host_id TEXT NOT NULL REFERENCES hosts(id),
+  point_id TEXT NOT NULL,
+  job_id TEXT NOT NULL DEFAULT '',
+  package TEXT NOT NULL DEFAULT '',
+  action TEXT NOT NULL DEFAULT '',
+  from_version TEXT NOT NULL DEFAULT '',
+  to_version TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL DEFAULT 0,
+  paths INTEGER NOT NULL DEFAULT 0,
+  bytes INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL DEFAULT '',
+  reported_at INTEGER NOT NULL,
+  PRIMARY KEY (host_id, point_id)
+);
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
-  static const std::vector<std::string_view> kMigrations = {kInitialSchema};
+  static const std::vector<std::string_view> kMigrations = {kInitialSchema, kDeploySchema};
   return kMigrations;
 }
 

@@ -1,5 +1,8 @@
-// Package files: a zstd-compressed tar (libarchive) whose first member is the
-// canonical manifest, second its signature, then the declared payload.
+// Package files: a pax tar in one zstd frame with a content checksum, whose
+// first member is the canonical manifest ("manifest.json"), second its raw
+// 64-byte Ed25519 signature ("manifest.sig", empty or absent when unsigned),
+// then the declared payload ("files/...", "native/NAME", "scripts/NAME").
+// The format is specified in docs/packages.md.
 #pragma once
 
 #include <cstdint>
@@ -52,7 +55,11 @@ struct ExtractLimits {
 // in the manifest with its type, size and digest; absolute names, '..',
 // hardlinks, device nodes, fifos, symlinks leaving the root, undeclared
 // setuid/setgid, size or digest mismatch, bombs and truncation are refused
-// with a clear error, and staging is removed on any error.
+// with a clear error, and staging is removed on any error. The package file's
+// head is re-read and must equal `opened` byte for byte (it may have changed
+// since it was verified). Files get their declared mode, not their owner
+// (the installer applies owners); nothing is fsynced (the caller syncs what it
+// keeps). Progress is reported about every MiB, and once at the end.
 using Progress = std::function<void(uint64_t done_bytes, uint64_t total_bytes)>;
 ExpectedVoid ExtractPayload(const std::filesystem::path& package, const OpenedPackage& opened,
                             const std::filesystem::path& staging, const ExtractLimits& limits = {},

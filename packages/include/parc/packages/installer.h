@@ -19,6 +19,16 @@
 // Recover() (run at every agent start) restores the rollback point of any
 // transaction that did not commit: the root ends in the old state or the new
 // one, never half.
+//
+// Errors: refusals (platform, architecture, dependencies, conflicts,
+// downgrade, dependents on remove, unknown owner) are kFailedPrecondition
+// and nothing was changed; a failure once the change started (script, dpkg,
+// file system) is kIo, the point was restored before returning and the
+// message names the step and ends with its last output lines. Installing the
+// version already installed is a no-op success (InstallResult.point.id empty).
+// An Installer holds an exclusive lock on <state>/packages.lock for its whole
+// life (Open waits up to 30 s for it): keep one per process and close it when
+// idle so that `parc-agent package ...` can run.
 #pragma once
 
 #include <cstdint>
@@ -67,8 +77,9 @@ struct InstallOptions {
   std::string job_id;
   bool allow_downgrade = false;  // only when an admin ordered a rollback
   bool live = false;             // root is the running system: restart services with systemctl
-  // Fault injection for the crash tests: "mid-apply" or "before-commit" make
-  // the process SIGKILL itself at that point. Empty in production.
+  // Fault injection for the crash tests: "recording" (rollback point half
+  // written), "mid-apply" or "before-commit" make the process SIGKILL itself
+  // at that point. Empty in production.
   std::string crash_at;
 };
 

@@ -102,4 +102,11 @@ std::string FileMember(const FileEntry& f);       // "files/opt/hello/bin/hello"
 std::string NativeMember(const NativePayload& n); // "native/hello.deb"
 std::string ScriptMember(const Script& s);        // "scripts/postinst"
 
+// Checks shared by the manifest parser and the archive code.
+// An absolute, normalised target path: no "", ".", ".." or empty component, not "/".
+ExpectedVoid CheckTargetPath(const std::string& field, const std::string& path);
+// Whether a symlink at link_path (absolute, inside the target root) pointing to
+// target stays inside the root; absolute targets are read inside the root.
+bool SymlinkStaysInside(const std::string& link_path, const std::string& target);
+
 }  // namespace parc::pkg

@@ -1,0 +1,225 @@
+#include "content_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <memory>
+#include <utility>
+
+#include "parc/common/files.h"
+#include "parc/common/hash.h"
+
+namespace parc::server {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+};
+
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+
+Expected<std::string> Sha256OfFile(const fs::path& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.fd < 0) return Fail(ErrnoError(errno, "opening " + path.string()));
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return Fail(Errc::kCrypto, "SHA-256 unavailable");
+  std::string buf(ContentStore::kChunk, '\0');
+  while (true) {
+    ssize_t n = ::read(fd.fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrnoError(errno, "reading " + path.string()));
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+}  // namespace
+
+ContentStore::ContentStore(fs::path dir, uint64_t max_object_bytes)
+    : dir_(std::move(dir)), max_object_bytes_(max_object_bytes) {}
+
+ExpectedVoid ContentStore::Init() {
+  if (auto r = EnsureDirectory(dir_ / "objects", 0750); !r) return r;
+  return EnsureDirectory(dir_ / "incoming", 0750);
+}
+
+bool ContentStore::ValidDigest(const std::string& sha256) {
+  if (sha256.size() != 64) return false;
+  for (char c : sha256)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+fs::path ContentStore::ObjectPath(const std::string& sha256) const {
+  return dir_ / "objects" / sha256.substr(0, 2) / sha256;
+}
+
+fs::path ContentStore::IncomingPath(const std::string& sha256) const { return dir_ / "incoming" / (sha256 + ".part"); }
+
+std::optional<uint64_t> ContentStore::Size(const std::string& sha256) const {
+  if (!ValidDigest(sha256)) return std::nullopt;
+  struct stat st {};
+  if (::stat(ObjectPath(sha256).c_str(), &st) != 0) return std::nullopt;
+  return static_cast<uint64_t>(st.st_size);
+}
+
+uint64_t ContentStore::Received(const std::string& sha256) const {
+  if (!ValidDigest(sha256)) return 0;
+  struct stat st {};
+  if (::stat(IncomingPath(sha256).c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_size);
+}
+
+ContentStore::Upload::Upload(Upload&& o) noexcept
+    : store_(std::exchange(o.store_, nullptr)), sha256_(std::move(o.sha256_)), size_(o.size_), offset_(o.offset_),
+      fd_(std::exchange(o.fd_, -1)) {}
+
+ContentStore::Upload& ContentStore::Upload::operator=(Upload&& o) noexcept {
+  if (this != &o) {
+    Release();
+    store_ = std::exchange(o.store_, nullptr);
+    sha256_ = std::move(o.sha256_);
+    size_ = o.size_;
+    offset_ = o.offset_;
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+ContentStore::Upload::~Upload() { Release(); }
+
+void ContentStore::Upload::Release() {
+  if (fd_ >= 0) {
+    ::fsync(fd_);  // keep what arrived for a resume
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (store_) {
+    std::lock_guard lock(store_->mutex_);
+    store_->uploading_.erase(sha256_);
+    store_ = nullptr;
+  }
+}
+
+ExpectedVoid ContentStore::Upload::Append(std::string_view data) {
+  if (fd_ < 0) return Fail(Errc::kFailedPrecondition, "upload already finished");
+  if (offset_ + data.size() > size_)
+    return Fail(Errc::kInvalidArgument, "more data than the declared size of " + std::to_string(size_) + " bytes");
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOSPC) return Fail(Errc::kResourceExhausted, "the server's disk is full");
+      return Fail(ErrnoError(errno, "writing the upload"));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+    offset_ += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+Expected<uint64_t> ContentStore::Upload::Finish() {
+  if (!store_ || fd_ < 0) return Fail(Errc::kFailedPrecondition, "upload not open");
+  if (offset_ != size_)
+    return Fail(Errc::kInvalidArgument, "upload ended after " + std::to_string(offset_) + " of " +
+                                            std::to_string(size_) + " bytes; send the rest to resume");
+  if (::fsync(fd_) != 0) return Fail(ErrnoError(errno, "syncing the upload"));
+  ::close(fd_);
+  fd_ = -1;
+  fs::path incoming = store_->IncomingPath(sha256_);
+  auto digest = Sha256OfFile(incoming);
+  if (!digest) return Fail(digest.error());
+  if (*digest != sha256_) {
+    std::error_code ec;
+    fs::remove(incoming, ec);  // useless bytes: the next attempt starts over
+    return Fail(Errc::kInvalidArgument, "the uploaded bytes have SHA-256 " + *digest + ", not " + sha256_ +
+                                            " as announced: upload corrupted, start again");
+  }
+  fs::path object = store_->ObjectPath(sha256_);
+  if (auto r = EnsureDirectory(object.parent_path(), 0750); !r) return Fail(r.error());
+  if (::rename(incoming.c_str(), object.c_str()) != 0) return Fail(ErrnoError(errno, "storing the object"));
+  Fd dir(::open(object.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.fd >= 0) ::fsync(dir.fd);
+  uint64_t size = size_;
+  Release();
+  return size;
+}
+
+Expected<ContentStore::Upload> ContentStore::BeginUpload(const std::string& sha256, uint64_t size, uint64_t offset) {
+  if (!ValidDigest(sha256)) return Fail(Errc::kInvalidArgument, "content digest must be 64 lower-case hex characters");
+  if (size > max_object_bytes_)
+    return Fail(Errc::kResourceExhausted, "object of " + std::to_string(size) + " bytes is larger than the limit of " +
+                                              std::to_string(max_object_bytes_));
+  {
+    std::lock_guard lock(mutex_);
+    if (!uploading_.insert(sha256).second)
+      return Fail(Errc::kFailedPrecondition, "another upload of the same object is in progress");
+  }
+  Upload up;
+  up.store_ = this;
+  up.sha256_ = sha256;
+  up.size_ = size;
+  uint64_t kept = Received(sha256);
+  if (offset != 0 && offset != kept)
+    return Fail(Errc::kFailedPrecondition, "the server holds " + std::to_string(kept) + " bytes of this upload, not " +
+                                               std::to_string(offset) + "; resume from there");
+  if (kept > size) offset = 0;
+  struct statvfs vfs {};
+  if (::statvfs(dir_.c_str(), &vfs) == 0) {
+    uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    if (size - offset + (64ull << 20) > free_bytes)
+      return Fail(Errc::kResourceExhausted, "the server's disk has " + std::to_string(free_bytes >> 20) +
+                                                " MiB free, not enough for an object of " + std::to_string(size >> 20) + " MiB");
+  }
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (offset == 0 ? O_TRUNC : O_APPEND);
+  up.fd_ = ::open(IncomingPath(sha256).c_str(), flags, 0640);
+  if (up.fd_ < 0) return Fail(ErrnoError(errno, "opening the upload file"));
+  up.offset_ = offset;
+  return up;
+}
+
+ExpectedVoid ContentStore::Read(const std::string& sha256, uint64_t offset,
+                                const std::function<bool(uint64_t, std::string_view, uint64_t)>& sink) const {
+  if (!ValidDigest(sha256)) return Fail(Errc::kInvalidArgument, "content digest must be 64 lower-case hex characters");
+  Fd fd(::open(ObjectPath(sha256).c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.fd < 0) return Fail(Errc::kNotFound, "no object " + sha256 + " in the content store");
+  struct stat st {};
+  ::fstat(fd.fd, &st);
+  uint64_t total = static_cast<uint64_t>(st.st_size);
+  if (offset > total) return Fail(Errc::kInvalidArgument, "offset beyond the end of the object");
+  ::posix_fadvise(fd.fd, static_cast<off_t>(offset), 0, POSIX_FADV_SEQUENTIAL);
+  std::string buf(kChunk, '\0');
+  while (offset < total) {
+    ssize_t n = ::pread(fd.fd, buf.data(), buf.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrnoError(errno, "reading object " + sha256));
+    }
+    if (n == 0) break;
+    if (!sink(offset, std::string_view(buf.data(), static_cast<size_t>(n)), total)) break;
+    offset += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+}  // namespace parc::server
