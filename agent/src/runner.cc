@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "channel.h"
+#include "jobs.h"
 #include "outbox.h"
 #include "parc/agent/inventory.h"
 #include "parc/common/files.h"
@@ -75,6 +76,21 @@ class Runner {
          std::string ca, const std::atomic<bool>& stop)
       : config_(config), enrollment_(std::move(enrollment)), outbox_(std::move(outbox)), key_(std::move(key)),
         cert_(std::move(cert)), ca_(std::move(ca)), stop_(stop), rng_(std::random_device{}()) {}
+
+  ~Runner() { jobs_.reset(); }  // joins the job worker before the queue it sends to goes
+
+  ExpectedVoid Init() {
+    auto jobs = JobExecutor::Open(
+        config_, [this] { return MakeChannel(ChannelOpts()); },
+        [this](v1::AgentMessage m) {
+          std::lock_guard lock(out_mutex_);
+          if (out_.size() < 10000) out_.push_back(std::move(m));
+          if (current_inbox_) current_inbox_->Push(v1::ServerMessage());  // wakes the session loop
+        });
+    if (!jobs) return Fail(jobs.error());
+    jobs_ = std::move(*jobs);
+    return {};
+  }
 
   ExpectedVoid Loop() {
     next_inventory_ = Clock::now();
@@ -160,18 +176,29 @@ class Runner {
     return std::string(is_full ? "full" : "delta") + " inventory queued";
   }
 
-  SessionEnd Session() {
-    SessionEnd end;
+  ChannelOptions ChannelOpts() const {
     ChannelOptions co;
     co.server = enrollment_.server;
     co.server_name = enrollment_.server_name;
     co.ca_pem = ca_;
     co.key_pem = key_;
     co.cert_pem = cert_;
-    auto stub = v1::AgentService::NewStub(MakeChannel(co));
+    return co;
+  }
+
+  SessionEnd Session() {
+    SessionEnd end;
+    auto stub = v1::AgentService::NewStub(MakeChannel(ChannelOpts()));
     grpc::ClientContext ctx;
     auto stream = stub->Connect(&ctx);
     Inbox inbox;
+    {
+      // Job messages of an earlier session are stale: the server pushes
+      // unfinished jobs again after Hello and gets their recorded outcome.
+      std::lock_guard lock(out_mutex_);
+      out_.clear();
+      current_inbox_ = &inbox;
+    }
     std::thread reader([&] {
       v1::ServerMessage m;
       while (stream->Read(&m)) inbox.Push(m);
@@ -206,6 +233,8 @@ class Runner {
             heartbeat = std::chrono::seconds(std::max<uint32_t>(1, msg->welcome().heartbeat_seconds()));
             next_heartbeat = Clock::now() + heartbeat;
             spdlog::info("connected to {} as host {}", enrollment_.server, msg->welcome().host_id());
+            jobs_->SetTrustedKeys(msg->welcome().trusted_keys());
+            jobs_->ReportRollbackPoints();
             if (msg->welcome().full_inventory_wanted()) {
               spdlog::info("the server asks for a full inventory");
               (void)outbox_.DropInventoryReports();
@@ -236,6 +265,14 @@ class Runner {
           }
           case v1::ServerMessage::kCommand: {
             const auto& cmd = msg->command();
+            if (cmd.has_job()) {
+              jobs_->Submit(cmd.job());  // progress and outcome come back as JobUpdate
+              break;
+            }
+            if (cmd.has_trusted_keys()) {
+              jobs_->SetTrustedKeys(cmd.trusted_keys().keys());
+              break;
+            }
             v1::AgentMessage result;
             result.mutable_command_result()->set_command_id(cmd.command_id());
             if (cmd.has_collect_inventory()) {
@@ -259,6 +296,15 @@ class Runner {
         }
       }
       if (inbox.closed()) break;
+      if (end.welcomed && ok) {
+        std::deque<v1::AgentMessage> pending_out;
+        {
+          std::lock_guard lock(out_mutex_);
+          pending_out.swap(out_);
+        }
+        for (auto& m : pending_out)
+          if (ok) ok = stream->Write(m);
+      }
       auto now = Clock::now();
       if (now >= next_inventory_) ScheduledInventory();
       if (end.welcomed && now >= next_heartbeat) {
@@ -289,6 +335,10 @@ class Runner {
     // (e.g. UNAUTHENTICATED for a revoked host) behind CANCELLED.
     if (!inbox.closed()) ctx.TryCancel();
     reader.join();
+    {
+      std::lock_guard lock(out_mutex_);
+      current_inbox_ = nullptr;
+    }
     grpc::Status status = stream->Finish();
     if (!stop_ && !status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
       end.reason = "session with " + enrollment_.server + " ended: " + status.error_message();
@@ -311,6 +361,10 @@ class Runner {
   const std::atomic<bool>& stop_;
   std::mt19937_64 rng_;
   Clock::time_point next_inventory_;
+  std::mutex out_mutex_;
+  std::deque<v1::AgentMessage> out_;  // from the job worker, written by the session loop
+  Inbox* current_inbox_ = nullptr;
+  std::unique_ptr<JobExecutor> jobs_;
 };
 
 }  // namespace
@@ -330,6 +384,7 @@ ExpectedVoid RunAgent(const AgentConfig& config, const std::atomic<bool>& stop) 
                enrollment->server, config.root.string());
   Runner runner(config, std::move(*enrollment), std::move(*outbox), std::move(*key), std::move(*cert),
                 std::move(*ca), stop);
+  if (auto r = runner.Init(); !r) return r;
   return runner.Loop();
 }
 
