@@ -390,7 +390,8 @@ void JobExecutor::SendRollbackPoints() {
   auto points = (*installer)->ListRollbackPoints();
   if (!points) return;
   v1::AgentMessage m;
-  for (const auto& p : *points) *m.mutable_rollback_points()->add_points() = ToWire(p);
+  auto* list = m.mutable_rollback_points();  // set even when empty: "none" is news too
+  for (const auto& p : *points) *list->add_points() = ToWire(p);
   send_(std::move(m));
 }
 

@@ -49,6 +49,9 @@ std::string MainFooter() {
              "  parcctl history pc-042 --since 7d               what changed on it this week\n"
              "  parcctl collect --group lab                     ask a group for a fresh inventory now\n"
              "  parcctl hosts --json | jq -r '.hosts[].hostname'\n"
+             "  parcctl package push hello_1.0-1.parc          upload and register a signed package\n"
+             "  parcctl deploy create hello --to group:lab      install it on a group\n"
+             "  parcctl deploy status 3f2a9c1e --watch          follow the rollout\n"
              "\n"
              "Hosts are named by host id, a unique id prefix (the 8 characters tables show) or hostname.\n"
              "Server: --server, else $PARC_SERVER, else the '# server:' line of the credentials file.\n"
@@ -80,7 +83,8 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   std::vector<std::pair<CLI::App*, Handler>> leaves;
 
   CLI::App app("parcctl - administer a Parc fleet: enroll machines, list hosts, read and export their\n"
-               "inventory, see what changed, organise groups. Talks to parc-server's admin API over mutual TLS.",
+               "inventory, see what changed, organise groups, deploy signed packages and roll them back.\n"
+               "Talks to parc-server's admin API over mutual TLS.",
                "parcctl");
   app.set_version_flag("--version", std::string("parcctl ") + PARC_VERSION, "Print the version and exit");
   app.require_subcommand(1);
@@ -207,14 +211,27 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   audit->add_option("--since", o.since, "Only entries after this time: 2026-11-28 or 1d (ago)")->type_name("TIME");
   audit->add_option("--limit", o.limit, "At most N entries")->type_name("N");
 
-  // key / package: local commands on package files, no server needed.
-  CLI::App* key = group_of("key", "Publisher signing keys (local, no server needed)");
+  // key / package: local commands on package files (no server needed), and
+  // their server side (deploy_commands.cc).
+  CLI::App* key = group_of("key", "Publisher signing keys: create locally, add to / list on the server");
   CLI::App* key_create = leaf(key, "create", "Create an Ed25519 publisher key pair: NAME.key (secret) and NAME.pub",
                               &Commands::KeyCreate, "Example:\n  parcctl key create --name acme --dir ~/keys");
   key_create->add_option("--name", o.name, "Key name (file names NAME.key, NAME.pub)")->required()->type_name("NAME");
   key_create->add_option("--dir", o.dir, "Directory to write the key files into (default: current)")->type_name("DIR");
 
-  CLI::App* package = group_of("package", "Build, sign and verify package files (see docs/packages.md)");
+  CLI::App* key_add = leaf(key, "add", "Trust a publisher's public key: the server accepts packages it signed and "
+                                     "sends it to every agent",
+                           &Commands::KeyAdd,
+                           "Examples:\n  parcctl key add acme.pub\n  parcctl key add acme.pub --name 'ACME IT'");
+  key_add->add_option("pubfile", o.path, "Public key file (NAME.pub from parcctl key create)")
+      ->required()
+      ->type_name("PUBFILE");
+  key_add->add_option("--name", o.name, "Publisher label (default: the key id)")->type_name("NAME");
+  leaf(key, "list", "Publisher keys the server trusts", &Commands::KeyList,
+       "Example:\n  parcctl key list --json | jq -r '.keys[].key_id'");
+
+  CLI::App* package = group_of("package", "Build, sign and verify package files locally (see docs/packages.md); "
+                                          "push them to the server and list them there");
   CLI::App* package_build =
       leaf(package, "build", "Build a package file from a directory (package.json, root/, scripts/, native/)",
            &Commands::PackageBuild,
@@ -237,6 +254,95 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
            "Exit code 0: valid; 4: refused (unsigned, untrusted key, bad signature, expired, damaged).");
   package_verify->add_option("file", o.path, "Package file")->required()->type_name("FILE");
   package_verify->add_option("--trust", o.trust, "Trust this public key (repeatable)")->type_name("PUBFILE");
+  CLI::App* package_push = leaf(
+      package, "push", "Upload a signed package file to the server and register it (resumable)",
+      &Commands::PackagePush,
+      "Examples:\n  parcctl package push hello_1.0-1.parc\n  parcctl package push hello_1.0-1.parc --json\n"
+      "The file is identified by its SHA-256: bytes already on the server are not sent again, and an\n"
+      "interrupted upload continues where it stopped when the same command is run again. Progress\n"
+      "goes to stderr (not with --json). The server checks the signature against 'parcctl key list'.");
+  package_push->add_option("file", o.path, "Package file")->required()->type_name("FILE");
+  CLI::App* package_list = leaf(package, "list", "Packages registered on the server, every version",
+                                &Commands::PackageList,
+                                "Examples:\n  parcctl package list\n  parcctl package list hello");
+  package_list->add_option("name", o.name, "Only this package's versions")->type_name("NAME");
+  CLI::App* package_show = leaf(package, "show",
+                                "One registered package: signature, size, files, depends, scripts, services",
+                                &Commands::PackageShow,
+                                "Examples:\n  parcctl package show hello          the newest version\n"
+                                "  parcctl package show hello=1.0-1\n"
+                                "  parcctl package show hello --json | jq -r .manifest_json");
+  package_show->add_option("package", o.package_ref, "NAME or NAME=VERSION (default: newest version)")
+      ->required()
+      ->type_name("NAME[=VERSION]");
+
+  // deploy
+  CLI::App* deploy = group_of("deploy", "Install or remove packages on groups and hosts, and follow the rollout");
+  CLI::App* deploy_create = leaf(
+      deploy, "create", "Deploy a registered package (or remove one) to groups and hosts", &Commands::DeployCreate,
+      "Examples:\n"
+      "  parcctl deploy create hello --to group:lab\n"
+      "  parcctl deploy create hello=1.0-1 --to group:lab --to host:pc-042 --max-parallel 25% --halt-on-failure 10%\n"
+      "  parcctl deploy create hello --to group:office --window 'Sat 22:00-06:00' --deadline 2026-12-06\n"
+      "  parcctl deploy create hello --to group:lab --start +2h --deadline +1d --comment 'ticket 4711'\n"
+      "  parcctl deploy create hello --remove --to host:pc-042\n"
+      "Groups are resolved now: hosts joining the group later do not get this deployment.\n"
+      "Times: 2026-11-28T22:00:00Z, 2026-11-28 (UTC midnight), or +2h / 30m / 1d12h from now.\n"
+      "Windows are in the server's local time.");
+  deploy_create->add_option("package", o.package_ref, "NAME or NAME=VERSION (default: newest registered version)")
+      ->required()
+      ->type_name("PKG[=VER]");
+  deploy_create->add_option("--to", o.to, "Target, repeatable: group:NAME or host:HOST")
+      ->allow_extra_args(false)  // one value per --to, so `--to group:lab hello` leaves hello as the package
+      ->type_name("TARGET");
+  deploy_create->add_flag("--remove", o.remove, "Remove the package instead of installing it");
+  deploy_create->add_option("--start", o.start, "Do not start before this time (default: now)")->type_name("TIME");
+  deploy_create->add_option("--deadline", o.deadline, "Jobs not started by this time fail")->type_name("TIME");
+  deploy_create->add_option("--window", o.window,
+                            "Only work inside this maintenance window: 'Sat 22:00-06:00' or 'daily 22:00-06:00'")
+      ->type_name("WINDOW");
+  deploy_create->add_option("--max-parallel", o.max_parallel, "Hosts working at once: a number (5) or a share (25%)")
+      ->type_name("N|P%");
+  deploy_create->add_option("--halt-on-failure", o.halt_on_failure,
+                            "Halt when this share of finished jobs failed, e.g. 10% (default: never)")
+      ->type_name("P%");
+  deploy_create->add_option("--comment", o.comment, "Note kept in the audit log")->type_name("TEXT");
+  CLI::App* deploy_status =
+      leaf(deploy, "status", "A deployment's state and its jobs: host, state, progress, message",
+           &Commands::DeployStatus,
+           "Examples:\n  parcctl deploy status 3f2a9c1e\n  parcctl deploy status 3f2a9c1e --watch\n"
+           "  parcctl deploy status 3f2a9c1e --watch --json     one JSON document per line and update\n"
+           "--watch prints the whole status once, then a summary line and the jobs that changed on each\n"
+           "update, and returns when the deployment is finished.\n"
+           "Exit code once the deployment is finished: 0 if every job succeeded, 1 if any failed or was\n"
+           "canceled (0 while it still runs).");
+  deploy_status->add_option("id", o.id, "Deployment id or unique prefix")->required()->type_name("ID");
+  deploy_status->add_flag("--watch", o.watch, "Follow the deployment until it is finished");
+  leaf(deploy, "list", "Deployments with their state and job counts", &Commands::DeployList,
+       "Example:\n  parcctl deploy list --wide");
+  auto control = [&](const std::string& name, const std::string& description, Handler handler,
+                     const std::string& footer) {
+    CLI::App* sub = leaf(deploy, name, description, handler, footer);
+    sub->add_option("id", o.id, "Deployment id or unique prefix")->required()->type_name("ID");
+    sub->add_option("--reason", o.reason, "Why, for the audit log and the deployment's state")->type_name("TEXT");
+  };
+  control("halt", "Stop starting new jobs; jobs already sent finish on their hosts", &Commands::DeployHalt,
+          "Example:\n  parcctl deploy halt 3f2a9c1e --reason 'printer driver breaks scanning'");
+  control("resume", "Continue a halted deployment", &Commands::DeployResume,
+          "Example:\n  parcctl deploy resume 3f2a9c1e --reason 'fixed in 1.0-2'");
+  control("cancel", "Cancel a deployment for good: pending jobs are canceled", &Commands::DeployCancel,
+          "Example:\n  parcctl deploy cancel 3f2a9c1e --reason 'wrong group'");
+
+  // rollback
+  CLI::App* rollback_points =
+      leaf(&app, "rollback-points", "Rollback points a host reported (one per package operation)",
+           &Commands::RollbackPoints, "Example:\n  parcctl rollback-points pc-042");
+  rollback_points->add_option("host", o.host, "Host id, unique id prefix or hostname")->required()->type_name("HOST");
+  CLI::App* rollback = leaf(&app, "rollback", "Order a host to restore a committed rollback point (a job)",
+                            &Commands::RollbackHost,
+                            "Example:\n  parcctl rollback-points pc-042\n  parcctl rollback pc-042 5c1d0e7a");
+  rollback->add_option("host", o.host, "Host id, unique id prefix or hostname")->required()->type_name("HOST");
+  rollback->add_option("point", o.point, "Rollback point id or unique prefix")->required()->type_name("POINT");
 
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());

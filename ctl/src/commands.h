@@ -3,13 +3,16 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "connection.h"
 #include "parc/ctl/render.h"
+#include "parc/v1/deploy.grpc.pb.h"
 
 namespace parc::ctl {
 
@@ -43,7 +46,45 @@ struct Options {
   std::string expires = "365d";
   std::string dir;                 // key create --dir
   std::vector<std::string> trust;  // --trust FILE (public keys), repeatable
+
+  // Distribution commands (deploy_commands.cc).
+  std::string package_ref;         // NAME or NAME=VERSION
+  std::string id;                  // deployment id or prefix
+  std::string point;               // rollback point id or prefix
+  std::vector<std::string> to;     // --to group:G / host:H, repeatable
+  bool remove = false;
+  bool watch = false;
+  std::string start;
+  std::string deadline;
+  std::string window;
+  std::string max_parallel;        // N or P%
+  std::string halt_on_failure;     // P%
 };
+
+// Pure helpers of the distribution commands (deploy_commands.cc), tested alone.
+struct PackageRef {
+  std::string name;
+  std::string version;  // "" = newest
+};
+// "hello" or "hello=1.0-1".
+Expected<PackageRef> ParsePackageRef(std::string_view text);
+struct Parallelism {
+  uint32_t count = 0;    // hosts at once, 0 = no limit
+  uint32_t percent = 0;  // of the targets, 0 = not given
+};
+// "5" or "25%".
+Expected<Parallelism> ParseMaxParallel(std::string_view text);
+// "10%" or "10" (0..100).
+Expected<uint32_t> ParsePercent(std::string_view text);
+// A time in the future: absolute ("2026-11-28", "2026-11-28T10:00:00Z") or
+// from now ("+2h", "30m", "1d12h").
+Expected<int64_t> ParseFutureTime(std::string_view text, int64_t now);
+// "42% 12.5 MiB of 30.0 MiB, 8.3 MiB/s"
+std::string UploadProgress(uint64_t done, uint64_t total, uint64_t sent_now, double seconds);
+// Every job in a terminal state and the deployment completed or canceled.
+bool DeploymentFinished(const v1::DeploymentInfo& d);
+// Jobs per state, in lifecycle order: "3 hosts: 1 succeeded, 2 pending".
+std::string DeploymentCounts(const v1::DeploymentInfo& d);
 
 class Commands {
  public:
@@ -70,6 +111,21 @@ class Commands {
   int PackageSign();
   int PackageVerify();
 
+  // Distribution through the server's DeployService (deploy_commands.cc).
+  int KeyAdd();
+  int KeyList();
+  int PackagePush();
+  int PackageList();
+  int PackageShow();
+  int DeployCreate();
+  int DeployStatus();
+  int DeployList();
+  int DeployHalt();
+  int DeployResume();
+  int DeployCancel();
+  int RollbackPoints();
+  int RollbackHost();
+
  private:
   // Non-zero exit code if the connection could not be set up.
   int Connect();
@@ -81,6 +137,10 @@ class Commands {
   HostNames FetchHostNames();
   RenderOptions Render() const;
   int GroupMembership(bool add);
+  // Connect() plus a DeployService stub on the same server (deploy_commands.cc).
+  int ConnectDeploy();
+  int ControlDeployment(const std::string& action);
+  int WatchDeployment();
 
   const Options& o_;
   std::ostream& out_;
@@ -88,6 +148,7 @@ class Commands {
   const Hooks& hooks_;
   int64_t now_;
   std::optional<Connection> conn_;
+  std::unique_ptr<v1::DeployService::Stub> deploy_;
 };
 
 }  // namespace parc::ctl

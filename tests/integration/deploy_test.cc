@@ -1,0 +1,207 @@
+// Software distribution end to end: real parc-server and parc-agents on
+// loopback (mutual TLS), real signed packages built by the tests, parcctl
+// pushing them into the content store and deploying them to groups. Checks
+// what lands in the agents' prepared roots, the rollback points in the parc
+// database, a canary halt, and a deployment surviving a server restart.
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "harness.h"
+#include "inventory_fixture.h"
+#include "parc/common/timeutil.h"
+#include "pkg_fixture.h"
+
+using namespace parc::test;
+using namespace parc::pkg::testing;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Fleet {
+  TempDir dir{"parc-deploy"};
+  Server server{dir / "server"};
+  std::vector<std::unique_ptr<Agent>> agents;
+  parc::pkg::KeyPair key = TestKey("acme-it");
+
+  explicit Fleet(int n, const std::string& group = "lab") {
+    server.Start();
+    REQUIRE(server.Ctl({"group", "create", group}).exit_code == 0);
+    for (int i = 0; i < n; ++i) {
+      fs::path root = dir / ("root" + std::to_string(i));
+      BuildWorkstationRoot(root);
+      // Distinct machines: their own hostname, SMBIOS identity and MACs.
+      WriteFile(root / "etc/hostname", "pc" + std::to_string(i) + "\n");
+      WriteFile(root / "sys/class/dmi/id/product_uuid", "4C4C4544-0042-3510-8052-B2C04F4E33" + std::to_string(10 + i) + "\n");
+      WriteFile(root / "sys/class/dmi/id/product_serial", "SERIAL" + std::to_string(i) + "\n");
+      WriteFile(root / "sys/class/net/eth0/address", "3C:52:82:AA:BB:" + std::to_string(10 + i) + "\n");
+      WriteFile(root / "sys/class/net/wlan0/address", "a0:b1:c2:d3:e4:" + std::to_string(10 + i) + "\n");
+      auto agent = std::make_unique<Agent>(dir / ("agent" + std::to_string(i)), root);
+      auto [token, fp] = server.Token(group);
+      auto r = agent->Enroll(server, token, fp);
+      REQUIRE(r.exit_code == 0);
+      agent->Start();
+      agents.push_back(std::move(agent));
+    }
+    for (auto& a : agents)
+      REQUIRE(WaitFor([&] { return server.CtlJson({"host", "show", a->host_id()})["summary"]["online"] == true; }));
+    WriteFile(dir / "acme-it.pub", key.public_key.Pem());
+    auto added = server.Ctl({"key", "add", (dir / "acme-it.pub").string(), "--name", "acme-it"});
+    REQUIRE(added.exit_code == 0);
+  }
+
+  // Builds, signs (now) and pushes a package; returns its path.
+  fs::path Push(const TestPackageSpec& spec) {
+    fs::path out = dir / (spec.name + "_" + spec.version + ".parc");
+    auto m = BuildTestPackage(dir / ("src-" + spec.name + spec.version), spec, out, &key, parc::NowUnix() - 60,
+                              parc::NowUnix() + 86400);
+    REQUIRE(m);
+    auto r = server.Ctl({"package", "push", out.string()});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    return out;
+  }
+
+  // Creates a deployment and returns its id.
+  std::string Deploy(std::vector<std::string> args) {
+    args.insert(args.begin(), {"deploy", "create"});
+    auto j = server.CtlJson(args);
+    std::string id = j["deployment_id"];
+    REQUIRE(!id.empty());
+    return id;
+  }
+
+  // parcctl deploy status exits 1 once a deployment finished with failures: parse either way.
+  nlohmann::json Status(const std::string& id) const {
+    auto r = server.Ctl({"deploy", "status", id, "--json"});
+    INFO(r.out << r.err);
+    REQUIRE((r.exit_code == 0 || r.exit_code == 1));
+    return nlohmann::json::parse(r.out);
+  }
+
+  bool Finished(const std::string& id) const {
+    auto j = Status(id);
+    std::string state = j["state"];
+    if (state != "completed") return false;
+    for (const auto& job : j["jobs"])
+      if (job["state"] != "succeeded" && job["state"] != "failed" && job["state"] != "canceled") return false;
+    return true;
+  }
+};
+
+TestPackageSpec Hello(const std::string& version, const std::string& greeting) {
+  TestPackageSpec s;
+  s.name = "hello";
+  s.version = version;
+  s.entries.push_back({"/opt/hello", parc::pkg::EntryType::kDirectory, "", 0755, ""});
+  s.entries.push_back({"/opt/hello/greeting.txt", parc::pkg::EntryType::kFile, greeting, 0644, ""});
+  s.entries.push_back({"/opt/hello/hello.sh", parc::pkg::EntryType::kFile, "#!/bin/sh\necho " + greeting + "\n", 0755, ""});
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("a signed package deployed to a group installs on every agent, upgrades, and rolls back exactly",
+          "[integration][deploy]") {
+  Fleet fleet(2);
+  fleet.Push(Hello("1.0-1", "hello one"));
+  // Identical bytes pushed again are stored once and accepted.
+  auto again = fleet.server.Ctl({"package", "push", (fleet.dir / "hello_1.0-1.parc").string()});
+  CHECK(again.exit_code == 0);
+
+  std::string d1 = fleet.Deploy({"hello=1.0-1", "--to", "group:lab"});
+  REQUIRE(WaitFor([&] { return fleet.Finished(d1); }, 60s));
+  auto st = fleet.Status(d1);
+  INFO(st.dump(2));
+  for (const auto& job : st["jobs"]) CHECK(job["state"] == "succeeded");
+  for (auto& a : fleet.agents) {
+    CHECK(ReadFileOrEmpty(a->root() / "opt/hello/greeting.txt") == "hello one");
+    struct stat sb {};
+    REQUIRE(::stat((a->root() / "opt/hello/hello.sh").c_str(), &sb) == 0);
+    CHECK((sb.st_mode & 07777) == 0755);
+  }
+
+  // Upgrade one host at a time.
+  fleet.Push(Hello("2.0-1", "hello two"));
+  std::string d2 = fleet.Deploy({"hello", "--to", "group:lab", "--max-parallel", "1"});
+  REQUIRE(WaitFor([&] { return fleet.Finished(d2); }, 60s));
+  for (auto& a : fleet.agents) CHECK(ReadFileOrEmpty(a->root() / "opt/hello/greeting.txt") == "hello two");
+
+  // The rollback points are in the parc database; restoring the upgrade's
+  // point brings version 1 back on that host only.
+  const auto& a0 = *fleet.agents[0];
+  nlohmann::json points;
+  REQUIRE(WaitFor([&] {
+    points = fleet.server.CtlJson({"rollback-points", a0.host_id()});
+    return points["points"].size() >= 2;
+  }));
+  std::string upgrade_point;
+  for (const auto& p : points["points"])
+    if (p["to_version"] == "2.0-1" && p["state"] == "committed") upgrade_point = p["point_id"];
+  INFO(points.dump(2));
+  REQUIRE(!upgrade_point.empty());
+  auto rb = fleet.server.Ctl({"rollback", a0.host_id(), upgrade_point});
+  INFO(rb.out << rb.err);
+  REQUIRE(rb.exit_code == 0);
+  CHECK(WaitFor([&] { return ReadFileOrEmpty(a0.root() / "opt/hello/greeting.txt") == "hello one"; }, 30s));
+  CHECK(ReadFileOrEmpty(fleet.agents[1]->root() / "opt/hello/greeting.txt") == "hello two");
+
+  // Remove from the whole group.
+  std::string d3 = fleet.Deploy({"hello", "--to", "group:lab", "--remove"});
+  REQUIRE(WaitFor([&] { return fleet.Finished(d3); }, 60s));
+  for (auto& a : fleet.agents) CHECK_FALSE(fs::exists(a->root() / "opt/hello/greeting.txt"));
+}
+
+TEST_CASE("a failing package halts the rollout after the canary host, leaving the other hosts untouched",
+          "[integration][deploy]") {
+  Fleet fleet(3);
+  TestPackageSpec bad = Hello("1.0-1", "broken");
+  bad.name = "broken";
+  bad.scripts["post_install"] = "echo 'cannot configure the service' >&2\nexit 3\n";
+  fleet.Push(bad);
+  std::string id = fleet.Deploy({"broken", "--to", "group:lab", "--max-parallel", "1", "--halt-on-failure", "50%"});
+  nlohmann::json st;
+  REQUIRE(WaitFor([&] {
+    st = fleet.Status(id);
+    return st["state"] == "halted";
+  }, 60s));
+  INFO(st.dump(2));
+  int failed = 0, pending = 0;
+  for (const auto& job : st["jobs"]) {
+    if (job["state"] == "failed") {
+      ++failed;
+      CHECK(job["message"].get<std::string>().find("post_install") != std::string::npos);
+    }
+    if (job["state"] == "pending") ++pending;
+  }
+  CHECK(failed == 1);
+  CHECK(pending == 2);
+  // The failed install was rolled back automatically: nothing of it remains anywhere.
+  for (auto& a : fleet.agents) CHECK_FALSE(fs::exists(a->root() / "opt/hello/greeting.txt"));
+  std::this_thread::sleep_for(2s);
+  CHECK(fleet.Status(id)["state"] == "halted");
+
+  auto cancel = fleet.server.Ctl({"deploy", "cancel", id});
+  CHECK(cancel.exit_code == 0);
+  CHECK(fleet.Status(id)["state"] == "canceled");
+}
+
+TEST_CASE("a deployment to an offline host survives a server restart and completes when the host returns",
+          "[integration][deploy]") {
+  Fleet fleet(1);
+  fleet.Push(Hello("1.0-1", "after restart"));
+  auto& agent = *fleet.agents[0];
+  agent.Stop();
+  REQUIRE(WaitFor([&] { return fleet.server.CtlJson({"host", "show", agent.host_id()})["summary"]["online"] == false; }));
+  std::string id = fleet.Deploy({"hello", "--to", "host:" + agent.host_id()});
+  CHECK(fleet.Status(id)["jobs"][0]["state"] == "pending");
+
+  fleet.server.Kill();
+  fleet.server.Start();
+  agent.Start();
+  REQUIRE(WaitFor([&] { return fleet.Finished(id); }, 60s));
+  CHECK(fleet.Status(id)["jobs"][0]["state"] == "succeeded");
+  CHECK(ReadFileOrEmpty(agent.root() / "opt/hello/greeting.txt") == "after restart");
+}
