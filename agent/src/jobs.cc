@@ -269,6 +269,11 @@ Expected<fs::path> JobExecutor::Fetch(const v1::InstallPackage& p, const std::st
   fs::path part = cache / (sha + ".part");
   int failures = 0;
   uint64_t last_reported = 0;
+  {
+    std::error_code ec;
+    if (fs::exists(part, ec))
+      spdlog::info("resuming the download of {} at byte {}", sha.substr(0, 12), fs::file_size(part, ec));
+  }
   while (true) {
     std::error_code ec;
     uint64_t offset = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;

@@ -10,6 +10,7 @@
 
 #include "harness.h"
 #include "inventory_fixture.h"
+#include "parc/common/hash.h"
 #include "parc/common/timeutil.h"
 #include "pkg_fixture.h"
 
@@ -204,4 +205,79 @@ TEST_CASE("a deployment to an offline host survives a server restart and complet
   REQUIRE(WaitFor([&] { return fleet.Finished(id); }, 60s));
   CHECK(fleet.Status(id)["jobs"][0]["state"] == "succeeded");
   CHECK(ReadFileOrEmpty(agent.root() / "opt/hello/greeting.txt") == "after restart");
+}
+
+TEST_CASE("an agent killed after the download and in the middle of applying finishes the job after its restart",
+          "[integration][deploy]") {
+  Fleet fleet(1);
+  auto& agent = *fleet.agents[0];
+  fleet.Push(Hello("1.0-1", "version one"));
+  std::string d1 = fleet.Deploy({"hello=1.0-1", "--to", "group:lab"});
+  REQUIRE(WaitFor([&] { return fleet.Finished(d1); }, 60s));
+  fleet.Push(Hello("2.0-1", "version two"));
+
+  for (const char* crash_at : {"after-fetch", "mid-apply"}) {
+    INFO(crash_at);
+    agent.Stop();
+    // Test-only fault injection: the agent SIGKILLs itself at that instant.
+    ::setenv("PARC_CRASH_AT", crash_at, 1);
+    agent.Start();
+    ::unsetenv("PARC_CRASH_AT");
+    std::string id = fleet.Deploy({"hello=2.0-1", "--to", "group:lab"});
+    REQUIRE(WaitFor([&] { return !agent.Running(); }, 60s));
+    // Killed: the root holds the old version, whole (the journal restores it at the next start at the latest).
+    agent.Start();
+    REQUIRE(WaitFor([&] { return fleet.Finished(id); }, 60s));
+    CHECK(fleet.Status(id)["jobs"][0]["state"] == "succeeded");
+    CHECK(ReadFileOrEmpty(agent.root() / "opt/hello/greeting.txt") == "version two");
+    CHECK(ReadFileOrEmpty(agent.root() / "opt/hello/hello.sh") == "#!/bin/sh\necho version two\n");
+    // Back to version one for the next round (an ordered downgrade through a rollback point).
+    if (std::string(crash_at) == "after-fetch") {
+      auto points = fleet.server.CtlJson({"rollback-points", agent.host_id()});
+      std::string point;
+      for (const auto& p : points["points"])
+        if (p["to_version"] == "2.0-1" && p["state"] == "committed") point = p["point_id"];
+      REQUIRE(!point.empty());
+      REQUIRE(fleet.server.Ctl({"rollback", agent.host_id(), point}).exit_code == 0);
+      REQUIRE(WaitFor([&] { return ReadFileOrEmpty(agent.root() / "opt/hello/greeting.txt") == "version one"; }, 30s));
+    }
+  }
+}
+
+TEST_CASE("a partial download resumes from its offset and a corrupted one is refused", "[integration][deploy]") {
+  Fleet fleet(1);
+  auto& agent = *fleet.agents[0];
+  TestPackageSpec big = Hello("1.0-1", "big");
+  std::string blob;
+  for (int64_t i = 0; i < 300000; ++i) blob += std::to_string(i * 7919 % 100003) + ",";  // ~2 MB
+  big.entries.push_back({"/opt/hello/data.csv", parc::pkg::EntryType::kFile, blob, 0644, ""});
+  fs::path file = fleet.Push(big);
+  std::string bytes = ReadFileOrEmpty(file);
+  std::string sha = parc::Sha256Hex(bytes);
+  fs::path cache = agent.state_dir() / "cache";
+
+  // A corrupted partial download: the agent completes it, finds the digest wrong, refuses and discards it.
+  agent.Stop();
+  std::string corrupt = bytes.substr(0, bytes.size() / 2);
+  corrupt[corrupt.size() / 2] ^= 0x01;
+  WriteFile(cache / (sha + ".part"), corrupt);
+  agent.Start();
+  std::string d1 = fleet.Deploy({"hello", "--to", "group:lab"});
+  REQUIRE(WaitFor([&] { return fleet.Finished(d1); }, 60s));
+  auto st = fleet.Status(d1);
+  CHECK(st["jobs"][0]["state"] == "failed");
+  CHECK(st["jobs"][0]["message"].get<std::string>().find("does not match its digest") != std::string::npos);
+  CHECK_FALSE(fs::exists(agent.root() / "opt/hello/data.csv"));
+  CHECK_FALSE(fs::exists(cache / (sha + ".part")));
+
+  // A clean partial download resumes where it stopped.
+  agent.Stop();
+  WriteFile(cache / (sha + ".part"), bytes.substr(0, bytes.size() / 2));
+  agent.Start();
+  std::string d2 = fleet.Deploy({"hello", "--to", "group:lab"});
+  REQUIRE(WaitFor([&] { return fleet.Finished(d2); }, 60s));
+  CHECK(fleet.Status(d2)["jobs"][0]["state"] == "succeeded");
+  CHECK(agent.Log().find("resuming the download of " + sha.substr(0, 12) + " at byte " +
+                         std::to_string(bytes.size() / 2)) != std::string::npos);
+  CHECK(ReadFileOrEmpty(agent.root() / "opt/hello/data.csv") == blob);
 }
