@@ -1,7 +1,6 @@
 #include "jobs.h"
 
 #include <grpcpp/grpcpp.h>
-#include <openssl/evp.h>
 #include <signal.h>
 
 #include <chrono>
@@ -54,26 +53,6 @@ v1::RollbackPointInfo ToWire(const pkg::RollbackPoint& p) {
   o.set_bytes(p.bytes);
   o.set_state(p.state);
   return o;
-}
-
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-
-Expected<std::string> Sha256File(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(Errc::kIo, "cannot read " + path.string());
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  std::string buf(1 << 20, '\0');
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(md), len));
 }
 
 v1::JobUpdate Failed(const std::string& job_id, const std::string& message, const std::string& output = "") {
@@ -321,8 +300,9 @@ Expected<fs::path> JobExecutor::Fetch(const v1::InstallPackage& p, const std::st
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   Progress(job_id, v1::JobUpdate::VERIFYING, 0, "verifying the download");
-  auto digest = Sha256File(part);
-  if (!digest) return Fail(digest.error());
+  auto file = Sha256OfFile(part);
+  if (!file) return Fail(file.error());
+  const std::string* digest = &file->sha256;
   if (*digest != sha) {
     std::error_code ec;
     fs::remove(part, ec);

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <memory>
 
 namespace parc {
 
@@ -61,6 +63,29 @@ std::string RandomUuid() {
   b[8] = static_cast<char>((b[8] & 0x3f) | 0x80);
   std::string h = HexEncode(b);
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+}
+
+Expected<FileDigest> Sha256OfFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(Errc::kNotFound, "cannot open " + path.string());
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+    return Fail(Errc::kCrypto, "cannot initialise SHA-256");
+  FileDigest out;
+  std::string buffer(1 << 20, '\0');
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    auto n = static_cast<size_t>(in.gcount());
+    if (n == 0) break;
+    if (EVP_DigestUpdate(ctx.get(), buffer.data(), n) != 1) return Fail(Errc::kCrypto, "SHA-256 failed");
+    out.size += n;
+  }
+  if (in.bad()) return Fail(Errc::kIo, "cannot read " + path.string());
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), md, &md_len) != 1) return Fail(Errc::kCrypto, "SHA-256 failed");
+  out.sha256 = HexEncode(std::string_view(reinterpret_cast<const char*>(md), md_len));
+  return out;
 }
 
 }  // namespace parc

@@ -43,34 +43,6 @@ Expected<uint32_t> ParseUnsigned(std::string_view text, uint32_t max, const std:
   return value;
 }
 
-struct FileDigest {
-  std::string sha256;  // lower-case hex
-  uint64_t size = 0;
-};
-
-Expected<FileDigest> HashFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(Errc::kNotFound, "cannot open " + path);
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    return Fail(Errc::kInternal, "cannot initialise SHA-256");
-  FileDigest out;
-  std::string buffer(kChunkBytes, '\0');
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    auto n = static_cast<size_t>(in.gcount());
-    if (n == 0) break;
-    if (EVP_DigestUpdate(ctx.get(), buffer.data(), n) != 1) return Fail(Errc::kInternal, "SHA-256 failed");
-    out.size += n;
-  }
-  if (in.bad()) return Fail(Errc::kIo, "cannot read " + path);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), md, &md_len) != 1) return Fail(Errc::kInternal, "SHA-256 failed");
-  out.sha256 = HexEncode(std::string_view(reinterpret_cast<const char*>(md), md_len));
-  return out;
-}
-
 std::string TimeOrDash(int64_t t) { return t > 0 ? FormatTime(t) : "-"; }
 
 std::string HostOfJob(const v1::JobInfo& j) {
@@ -297,7 +269,7 @@ int Commands::KeyList() {
 }
 
 int Commands::PackagePush() {
-  auto digest = HashFile(o_.path);
+  auto digest = Sha256OfFile(o_.path);
   if (!digest) return LocalError(digest.error(), ExitCodeForError(digest.error()));
   if (int rc = ConnectDeploy()) return rc;
 

@@ -5,7 +5,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include <memory>
 #include <utility>
@@ -27,31 +26,6 @@ struct Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
 };
-
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-
-Expected<std::string> Sha256OfFile(const fs::path& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.fd < 0) return Fail(ErrnoError(errno, "opening " + path.string()));
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return Fail(Errc::kCrypto, "SHA-256 unavailable");
-  std::string buf(ContentStore::kChunk, '\0');
-  while (true) {
-    ssize_t n = ::read(fd.fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Fail(ErrnoError(errno, "reading " + path.string()));
-    }
-    if (n == 0) break;
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(md), len));
-}
 
 }  // namespace
 
@@ -147,8 +121,9 @@ Expected<uint64_t> ContentStore::Upload::Finish() {
   ::close(fd_);
   fd_ = -1;
   fs::path incoming = store_->IncomingPath(sha256_);
-  auto digest = Sha256OfFile(incoming);
-  if (!digest) return Fail(digest.error());
+  auto file = Sha256OfFile(incoming);
+  if (!file) return Fail(file.error());
+  const std::string* digest = &file->sha256;
   if (*digest != sha256_) {
     std::error_code ec;
     fs::remove(incoming, ec);  // useless bytes: the next attempt starts over

@@ -1,6 +1,8 @@
 // Hashing and randomness (OpenSSL).
 #pragma once
 
+#include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -11,6 +13,12 @@ namespace parc {
 std::string HexEncode(std::string_view bytes);
 std::string Sha256(std::string_view data);     // raw 32 bytes
 std::string Sha256Hex(std::string_view data);  // lower-case hex
+// SHA-256 (lower-case hex) and size of a file, streamed in 1 MiB reads.
+struct FileDigest {
+  std::string sha256;
+  uint64_t size = 0;
+};
+Expected<FileDigest> Sha256OfFile(const std::filesystem::path& path);
 // Cryptographically random bytes (RAND_bytes); aborts only if the RNG is broken.
 std::string RandomBytes(size_t n);
 // Random URL-safe text of n random bytes (base32 without padding, lower case).
