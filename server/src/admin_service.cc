@@ -17,13 +17,13 @@ void FillItem(const StoredItem& item, v1::InventoryItem* out) {
 }
 }  // namespace
 
-Expected<PeerIdentity> AdminServiceImpl::Admin(grpc::ServerContext* context) {
-  return Authenticate(*context, state_.revoked, kAdminOrganization);
+Expected<PeerIdentity> ServerState::Admin(grpc::ServerContext* context) const {
+  return Authenticate(*context, revoked, kAdminOrganization);
 }
 
-void AdminServiceImpl::Audit(const PeerIdentity& who, const std::string& action, const std::string& target,
-                             const std::string& detail) {
-  auto r = state_.storage->AppendAudit({NowUnix(), who.common_name, action, target, detail});
+void ServerState::Audit(const PeerIdentity& who, const std::string& action, const std::string& target,
+                        const std::string& detail) const {
+  auto r = storage->AppendAudit({NowUnix(), who.common_name, action, target, detail});
   if (!r) spdlog::error("cannot write audit log entry {} {}: {}", action, target, r.error().message());
 }
 
@@ -43,7 +43,7 @@ void AdminServiceImpl::FillSummary(const HostRecord& host, v1::HostSummary* out)
 
 grpc::Status AdminServiceImpl::CreateToken(grpc::ServerContext* context, const v1::CreateTokenRequest* request,
                                            v1::CreateTokenResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   int64_t ttl = request->ttl_seconds() > 0 ? request->ttl_seconds() : state_.config->default_token_ttl;
   if (ttl > 365LL * 86400) return {grpc::StatusCode::INVALID_ARGUMENT, "token lifetime above one year refused"};
@@ -56,7 +56,7 @@ grpc::Status AdminServiceImpl::CreateToken(grpc::ServerContext* context, const v
     if (!exists) {
       auto g = state_.storage->CreateGroup(request->group(), "", NowUnix());
       if (!g) return Bad(g.error());
-      Audit(*who, "group.create", request->group(), "created for an enrollment token");
+      state_.Audit(*who, "group.create", request->group(), "created for an enrollment token");
     }
   }
   TokenRecord token;
@@ -68,7 +68,7 @@ grpc::Status AdminServiceImpl::CreateToken(grpc::ServerContext* context, const v
   token.created_at = NowUnix();
   token.expires_at = token.created_at + ttl;
   if (auto r = state_.storage->CreateToken(token); !r) return Bad(r.error());
-  Audit(*who, "token.create", token.id, "group=" + token.group + " ttl=" + std::to_string(ttl) + "s");
+  state_.Audit(*who, "token.create", token.id, "group=" + token.group + " ttl=" + std::to_string(ttl) + "s");
   response->set_token(token.id + "." + secret);
   response->set_expires_at(token.expires_at);
   response->set_ca_fingerprint(state_.ca->fingerprint());
@@ -78,7 +78,7 @@ grpc::Status AdminServiceImpl::CreateToken(grpc::ServerContext* context, const v
 
 grpc::Status AdminServiceImpl::ListHosts(grpc::ServerContext* context, const v1::ListHostsRequest* request,
                                          v1::ListHostsResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   HostFilter filter;
   filter.group = request->group();
@@ -97,7 +97,7 @@ grpc::Status AdminServiceImpl::ListHosts(grpc::ServerContext* context, const v1:
 
 grpc::Status AdminServiceImpl::GetHost(grpc::ServerContext* context, const v1::GetHostRequest* request,
                                        v1::HostDetail* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   auto host = state_.storage->GetHost(request->host());
   if (!host) return Bad(host.error());
@@ -127,7 +127,7 @@ grpc::Status AdminServiceImpl::GetHost(grpc::ServerContext* context, const v1::G
 
 grpc::Status AdminServiceImpl::RevokeHost(grpc::ServerContext* context, const v1::RevokeHostRequest* request,
                                           v1::HostDetail* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   auto host = state_.storage->GetHost(request->host());
   if (!host) return Bad(host.error());
@@ -137,7 +137,7 @@ grpc::Status AdminServiceImpl::RevokeHost(grpc::ServerContext* context, const v1
   if (auto session = state_.registry.Find(host->id))
     session->Close("this host has been revoked by an administrator",
                    grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "host revoked"));
-  Audit(*who, "host.revoke", host->id, "hostname=" + host->hostname + " reason=" + request->reason());
+  state_.Audit(*who, "host.revoke", host->id, "hostname=" + host->hostname + " reason=" + request->reason());
   spdlog::info("host {} ({}) revoked by {}", host->hostname, host->id, who->common_name);
   FillSummary(*revoked, response->mutable_summary());
   response->mutable_summary()->set_online(false);
@@ -147,7 +147,7 @@ grpc::Status AdminServiceImpl::RevokeHost(grpc::ServerContext* context, const v1
 
 grpc::Status AdminServiceImpl::GetInventory(grpc::ServerContext* context, const v1::GetInventoryRequest* request,
                                             v1::GetInventoryResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   if (!request->section().empty() && !inventory::IsSection(request->section()))
     return {grpc::StatusCode::INVALID_ARGUMENT, "unknown inventory section '" + request->section() + "'"};
@@ -162,7 +162,7 @@ grpc::Status AdminServiceImpl::GetInventory(grpc::ServerContext* context, const 
 
 grpc::Status AdminServiceImpl::ExportInventory(grpc::ServerContext* context, const v1::ExportInventoryRequest* request,
                                                grpc::ServerWriter<v1::InventoryRow>* writer) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   if (!request->section().empty() && !inventory::IsSection(request->section()))
     return {grpc::StatusCode::INVALID_ARGUMENT, "unknown inventory section '" + request->section() + "'"};
@@ -182,7 +182,7 @@ grpc::Status AdminServiceImpl::ExportInventory(grpc::ServerContext* context, con
 
 grpc::Status AdminServiceImpl::GetHistory(grpc::ServerContext* context, const v1::GetHistoryRequest* request,
                                           v1::GetHistoryResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   auto host = state_.storage->GetHost(request->host());
   if (!host) return Bad(host.error());
@@ -213,18 +213,18 @@ void FillGroup(const GroupRecord& g, v1::GroupInfo* out) {
 
 grpc::Status AdminServiceImpl::CreateGroup(grpc::ServerContext* context, const v1::GroupRequest* request,
                                            v1::GroupInfo* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   auto g = state_.storage->CreateGroup(request->name(), request->description(), NowUnix());
   if (!g) return Bad(g.error());
-  Audit(*who, "group.create", g->name, request->description());
+  state_.Audit(*who, "group.create", g->name, request->description());
   FillGroup(*g, response);
   return grpc::Status::OK;
 }
 
 grpc::Status AdminServiceImpl::ListGroups(grpc::ServerContext* context, const v1::ListGroupsRequest*,
                                           v1::ListGroupsResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   auto groups = state_.storage->ListGroups();
   if (!groups) return Bad(groups.error());
@@ -234,33 +234,33 @@ grpc::Status AdminServiceImpl::ListGroups(grpc::ServerContext* context, const v1
 
 grpc::Status AdminServiceImpl::AddToGroup(grpc::ServerContext* context, const v1::GroupMembershipRequest* request,
                                           v1::GroupInfo* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   auto host = state_.storage->GetHost(request->host());
   if (!host) return Bad(host.error());
   auto g = state_.storage->AddToGroup(request->group(), host->id);
   if (!g) return Bad(g.error());
-  Audit(*who, "group.add", request->group(), host->id);
+  state_.Audit(*who, "group.add", request->group(), host->id);
   FillGroup(*g, response);
   return grpc::Status::OK;
 }
 
 grpc::Status AdminServiceImpl::RemoveFromGroup(grpc::ServerContext* context, const v1::GroupMembershipRequest* request,
                                                v1::GroupInfo* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   auto host = state_.storage->GetHost(request->host());
   if (!host) return Bad(host.error());
   auto g = state_.storage->RemoveFromGroup(request->group(), host->id);
   if (!g) return Bad(g.error());
-  Audit(*who, "group.remove", request->group(), host->id);
+  state_.Audit(*who, "group.remove", request->group(), host->id);
   FillGroup(*g, response);
   return grpc::Status::OK;
 }
 
 grpc::Status AdminServiceImpl::ListDuplicates(grpc::ServerContext* context, const v1::ListDuplicatesRequest*,
                                               v1::ListDuplicatesResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   auto dups = state_.storage->ListDuplicates();
   if (!dups) return Bad(dups.error());
@@ -274,7 +274,7 @@ grpc::Status AdminServiceImpl::ListDuplicates(grpc::ServerContext* context, cons
 
 grpc::Status AdminServiceImpl::CollectInventory(grpc::ServerContext* context, const v1::CollectInventoryRequest* request,
                                                 v1::CollectInventoryResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   std::vector<std::string> targets;
   if (!request->host().empty()) {
@@ -299,14 +299,14 @@ grpc::Status AdminServiceImpl::CollectInventory(grpc::ServerContext* context, co
     if (session && session->Push(std::move(msg))) response->add_sent_to(id);
     else response->add_offline(id);
   }
-  Audit(*who, "inventory.collect", request->host().empty() ? "group:" + request->group() : request->host(),
+  state_.Audit(*who, "inventory.collect", request->host().empty() ? "group:" + request->group() : request->host(),
         "sent=" + std::to_string(response->sent_to_size()) + " offline=" + std::to_string(response->offline_size()));
   return grpc::Status::OK;
 }
 
 grpc::Status AdminServiceImpl::ListAudit(grpc::ServerContext* context, const v1::ListAuditRequest* request,
                                          v1::ListAuditResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return Bad(who.error());
   auto rows = state_.storage->ListAudit(request->since(), request->limit() ? request->limit() : 1000);
   if (!rows) return Bad(rows.error());

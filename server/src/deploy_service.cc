@@ -49,16 +49,6 @@ grpc::Status Refused(const std::string& what, const Error& e) {
 
 }  // namespace
 
-Expected<PeerIdentity> DeployServiceImpl::Admin(grpc::ServerContext* context) {
-  return Authenticate(*context, state_.revoked, kAdminOrganization);
-}
-
-void DeployServiceImpl::Audit(const PeerIdentity& who, const std::string& action, const std::string& target,
-                              const std::string& detail) {
-  auto r = state_.storage->AppendAudit({NowUnix(), who.common_name, action, target, detail});
-  if (!r) spdlog::error("cannot write audit log entry {} {}: {}", action, target, r.error().message());
-}
-
 void DeployServiceImpl::PushTrustedKeys() {
   v1::ServerMessage msg;
   for (auto& k : TrustedKeysForAgents(*state_.deploy)) *msg.mutable_command()->mutable_trusted_keys()->add_keys() = k;
@@ -68,13 +58,13 @@ void DeployServiceImpl::PushTrustedKeys() {
 
 grpc::Status DeployServiceImpl::AddPublisherKey(grpc::ServerContext* context, const v1::AddPublisherKeyRequest* request,
                                                 v1::PublisherKey* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   auto key = pkg::ParsePublicKey(request->public_key_pem(), request->name());
   if (!key) return {grpc::StatusCode::INVALID_ARGUMENT, "not an Ed25519 public key: " + key.error().message()};
   std::string name = request->name().empty() ? key->key_id : request->name().substr(0, 128);
   if (auto r = state_.deploy->AddPublisherKey({key->key_id, name, key->Pem(), NowUnix()}); !r) return ToStatus(r.error());
-  Audit(*who, "key.add", key->key_id, name);
+  state_.Audit(*who, "key.add", key->key_id, name);
   response->set_key_id(key->key_id);
   response->set_name(name);
   response->set_public_key_pem(key->Pem());
@@ -84,7 +74,7 @@ grpc::Status DeployServiceImpl::AddPublisherKey(grpc::ServerContext* context, co
 
 grpc::Status DeployServiceImpl::ListPublisherKeys(grpc::ServerContext* context, const v1::ListPublisherKeysRequest*,
                                                   v1::ListPublisherKeysResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   for (auto& k : TrustedKeysForAgents(*state_.deploy)) *response->add_keys() = k;
   return grpc::Status::OK;
@@ -92,7 +82,7 @@ grpc::Status DeployServiceImpl::ListPublisherKeys(grpc::ServerContext* context, 
 
 grpc::Status DeployServiceImpl::StatContent(grpc::ServerContext* context, const v1::StatContentRequest* request,
                                             v1::StatContentResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   if (!ContentStore::ValidDigest(request->sha256()))
     return {grpc::StatusCode::INVALID_ARGUMENT, "content digest must be 64 lower-case hex characters"};
@@ -108,7 +98,7 @@ grpc::Status DeployServiceImpl::StatContent(grpc::ServerContext* context, const 
 
 grpc::Status DeployServiceImpl::PutContent(grpc::ServerContext* context, grpc::ServerReader<v1::PutContentRequest>* reader,
                                            v1::StatContentResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   v1::PutContentRequest msg;
   if (!reader->Read(&msg) || !msg.has_header())
@@ -138,7 +128,7 @@ grpc::Status DeployServiceImpl::PutContent(grpc::ServerContext* context, grpc::S
   auto size = upload->Finish();
   if (!size) return ToStatus(size.error());
   if (auto r = state_.deploy->AddContent(header.sha256(), *size, NowUnix()); !r) return ToStatus(r.error());
-  Audit(*who, "content.put", header.sha256(), std::to_string(*size) + " bytes");
+  state_.Audit(*who, "content.put", header.sha256(), std::to_string(*size) + " bytes");
   response->set_complete(true);
   response->set_size(*size);
   return grpc::Status::OK;
@@ -146,7 +136,7 @@ grpc::Status DeployServiceImpl::PutContent(grpc::ServerContext* context, grpc::S
 
 grpc::Status DeployServiceImpl::RegisterPackage(grpc::ServerContext* context, const v1::RegisterPackageRequest* request,
                                                 v1::PackageInfo* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   auto size = state_.content->Size(request->sha256());
   if (!size) return {grpc::StatusCode::NOT_FOUND, "no uploaded content " + request->sha256() + "; upload it first"};
@@ -178,14 +168,14 @@ grpc::Status DeployServiceImpl::RegisterPackage(grpc::ServerContext* context, co
   rec.manifest_json = opened->manifest_bytes;
   auto stored = state_.deploy->AddPackage(rec);
   if (!stored) return ToStatus(stored.error());
-  Audit(*who, "package.register", m.Id(), request->sha256());
+  state_.Audit(*who, "package.register", m.Id(), request->sha256());
   FillPackage(*stored, response);
   return grpc::Status::OK;
 }
 
 grpc::Status DeployServiceImpl::ListPackages(grpc::ServerContext* context, const v1::ListPackagesRequest* request,
                                              v1::ListPackagesResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   auto list = state_.deploy->ListPackages(request->name());
   if (!list) return ToStatus(list.error());
@@ -195,7 +185,7 @@ grpc::Status DeployServiceImpl::ListPackages(grpc::ServerContext* context, const
 
 grpc::Status DeployServiceImpl::CreateDeployment(grpc::ServerContext* context, const v1::CreateDeploymentRequest* request,
                                                  v1::DeploymentInfo* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   if (request->targets().empty())
     return {grpc::StatusCode::INVALID_ARGUMENT, "no target: give --to group:NAME or --to host:HOST"};
@@ -278,7 +268,7 @@ grpc::Status DeployServiceImpl::CreateDeployment(grpc::ServerContext* context, c
     jobs.push_back(std::move(j));
   }
   if (auto r = state_.deploy->CreateDeployment(d, jobs); !r) return ToStatus(r.error());
-  Audit(*who, "deploy.create", d.id,
+  state_.Audit(*who, "deploy.create", d.id,
         (d.remove ? "remove " : "install ") + d.package + " " + d.version + " on " + std::to_string(hosts.size()) +
             " hosts" + (request->comment().empty() ? "" : " (" + request->comment() + ")"));
   state_.scheduler->Wake();
@@ -324,7 +314,7 @@ Expected<v1::DeploymentInfo> DeployServiceImpl::Describe(const std::string& ref,
 
 grpc::Status DeployServiceImpl::GetDeployment(grpc::ServerContext* context, const v1::GetDeploymentRequest* request,
                                               v1::DeploymentInfo* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   auto info = Describe(request->deployment_id(), true);
   if (!info) return ToStatus(info.error());
@@ -334,7 +324,7 @@ grpc::Status DeployServiceImpl::GetDeployment(grpc::ServerContext* context, cons
 
 grpc::Status DeployServiceImpl::WatchDeployment(grpc::ServerContext* context, const v1::GetDeploymentRequest* request,
                                                 grpc::ServerWriter<v1::DeploymentInfo>* writer) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   std::string last;
   while (!context->IsCancelled()) {
@@ -361,7 +351,7 @@ grpc::Status DeployServiceImpl::WatchDeployment(grpc::ServerContext* context, co
 
 grpc::Status DeployServiceImpl::ListDeployments(grpc::ServerContext* context, const v1::ListDeploymentsRequest*,
                                                 v1::ListDeploymentsResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   auto list = state_.deploy->ListDeployments(false);
   if (!list) return ToStatus(list.error());
@@ -375,7 +365,7 @@ grpc::Status DeployServiceImpl::ListDeployments(grpc::ServerContext* context, co
 grpc::Status DeployServiceImpl::ControlDeployment(grpc::ServerContext* context,
                                                   const v1::ControlDeploymentRequest* request,
                                                   v1::DeploymentInfo* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   auto d = state_.deploy->GetDeployment(request->deployment_id());
   if (!d) return ToStatus(d.error());
@@ -410,7 +400,7 @@ grpc::Status DeployServiceImpl::ControlDeployment(grpc::ServerContext* context,
   } else {
     return {grpc::StatusCode::INVALID_ARGUMENT, "action must be halt, resume or cancel"};
   }
-  Audit(*who, "deploy." + action, d->id, request->reason());
+  state_.Audit(*who, "deploy." + action, d->id, request->reason());
   state_.scheduler->Changed();
   state_.scheduler->Wake();
   auto info = Describe(d->id, true);
@@ -422,7 +412,7 @@ grpc::Status DeployServiceImpl::ControlDeployment(grpc::ServerContext* context,
 grpc::Status DeployServiceImpl::ListRollbackPoints(grpc::ServerContext* context,
                                                    const v1::ListRollbackPointsRequest* request,
                                                    v1::ListRollbackPointsResponse* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   auto host = state_.storage->GetHost(request->host());
   if (!host) return ToStatus(host.error());
@@ -447,7 +437,7 @@ grpc::Status DeployServiceImpl::ListRollbackPoints(grpc::ServerContext* context,
 
 grpc::Status DeployServiceImpl::Rollback(grpc::ServerContext* context, const v1::RollbackRequest* request,
                                          v1::JobInfo* response) {
-  auto who = Admin(context);
+  auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   auto host = state_.storage->GetHost(request->host());
   if (!host) return ToStatus(host.error());
@@ -480,7 +470,7 @@ grpc::Status DeployServiceImpl::Rollback(grpc::ServerContext* context, const v1:
   j.allow_downgrade = true;
   j.created_at = j.updated_at = NowUnix();
   if (auto r = state_.deploy->CreateJob(j); !r) return ToStatus(r.error());
-  Audit(*who, "rollback", host->id, "point " + point->point_id + " (" + point->package + ")");
+  state_.Audit(*who, "rollback", host->id, "point " + point->point_id + " (" + point->package + ")");
   state_.scheduler->Wake();
   FillJob(j, host->hostname, response);
   return grpc::Status::OK;

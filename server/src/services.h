@@ -29,6 +29,12 @@ struct ServerState {
   DeployStore* deploy = nullptr;
   ContentStore* content = nullptr;
   Scheduler* scheduler = nullptr;
+
+  // The admin behind an admin API call (client certificate of the parc-admin kind, not revoked).
+  Expected<PeerIdentity> Admin(grpc::ServerContext* context) const;
+  // Appends to the audit log; a failure is logged, never fatal to the call.
+  void Audit(const PeerIdentity& who, const std::string& action, const std::string& target,
+             const std::string& detail) const;
 };
 
 class AgentServiceImpl final : public v1::AgentService::WithCallbackMethod_Connect<v1::AgentService::Service> {
@@ -66,8 +72,6 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   grpc::Status ListAudit(grpc::ServerContext*, const v1::ListAuditRequest*, v1::ListAuditResponse*) override;
 
  private:
-  Expected<PeerIdentity> Admin(grpc::ServerContext* context);
-  void Audit(const PeerIdentity& who, const std::string& action, const std::string& target, const std::string& detail);
   void FillSummary(const HostRecord& host, v1::HostSummary* out);
   ServerState& state_;
 };
@@ -95,8 +99,6 @@ class DeployServiceImpl final : public v1::DeployService::Service {
   grpc::Status Rollback(grpc::ServerContext*, const v1::RollbackRequest*, v1::JobInfo*) override;
 
  private:
-  Expected<PeerIdentity> Admin(grpc::ServerContext* context);
-  void Audit(const PeerIdentity& who, const std::string& action, const std::string& target, const std::string& detail);
   Expected<v1::DeploymentInfo> Describe(const std::string& ref, bool with_jobs);
   void PushTrustedKeys();
   ServerState& state_;
