@@ -25,6 +25,9 @@ struct Fleet {
   TempDir dir{"parc-deploy"};
   Server server{dir / "server"};
   std::vector<std::unique_ptr<Agent>> agents;
+  // Host ids, read right after enrollment: `parc-agent status` may not open the
+  // outbox while the agent itself starts, so it is not asked afterwards.
+  std::vector<std::string> ids;
   parc::pkg::KeyPair key = TestKey("acme-it");
 
   explicit Fleet(int n, const std::string& group = "lab") {
@@ -43,11 +46,13 @@ struct Fleet {
       auto [token, fp] = server.Token(group);
       auto r = agent->Enroll(server, token, fp);
       REQUIRE(r.exit_code == 0);
+      ids.push_back(agent->host_id());
+      REQUIRE(!ids.back().empty());
       agent->Start();
       agents.push_back(std::move(agent));
     }
-    for (auto& a : agents)
-      REQUIRE(WaitFor([&] { return server.CtlJson({"host", "show", a->host_id()})["summary"]["online"] == true; }));
+    for (const auto& id : ids)
+      REQUIRE(WaitFor([&] { return server.CtlJson({"host", "show", id})["summary"]["online"] == true; }));
     WriteFile(dir / "acme-it.pub", key.public_key.Pem());
     auto added = server.Ctl({"key", "add", (dir / "acme-it.pub").string(), "--name", "acme-it"});
     REQUIRE(added.exit_code == 0);
@@ -135,7 +140,7 @@ TEST_CASE("a signed package deployed to a group installs on every agent, upgrade
   const auto& a0 = *fleet.agents[0];
   nlohmann::json points;
   REQUIRE(WaitFor([&] {
-    points = fleet.server.CtlJson({"rollback-points", a0.host_id()});
+    points = fleet.server.CtlJson({"rollback-points", fleet.ids[0]});
     return points["points"].size() >= 2;
   }));
   std::string upgrade_point;
@@ -143,7 +148,7 @@ TEST_CASE("a signed package deployed to a group installs on every agent, upgrade
     if (p["to_version"] == "2.0-1" && p["state"] == "committed") upgrade_point = p["point_id"];
   INFO(points.dump(2));
   REQUIRE(!upgrade_point.empty());
-  auto rb = fleet.server.Ctl({"rollback", a0.host_id(), upgrade_point});
+  auto rb = fleet.server.Ctl({"rollback", fleet.ids[0], upgrade_point});
   INFO(rb.out << rb.err);
   REQUIRE(rb.exit_code == 0);
   CHECK(WaitFor([&] { return ReadFileOrEmpty(a0.root() / "opt/hello/greeting.txt") == "hello one"; }, 30s));
@@ -195,8 +200,8 @@ TEST_CASE("a deployment to an offline host survives a server restart and complet
   fleet.Push(Hello("1.0-1", "after restart"));
   auto& agent = *fleet.agents[0];
   agent.Stop();
-  REQUIRE(WaitFor([&] { return fleet.server.CtlJson({"host", "show", agent.host_id()})["summary"]["online"] == false; }));
-  std::string id = fleet.Deploy({"hello", "--to", "host:" + agent.host_id()});
+  REQUIRE(WaitFor([&] { return fleet.server.CtlJson({"host", "show", fleet.ids[0]})["summary"]["online"] == false; }));
+  std::string id = fleet.Deploy({"hello", "--to", "host:" + fleet.ids[0]});
   CHECK(fleet.Status(id)["jobs"][0]["state"] == "pending");
 
   fleet.server.Kill();
@@ -233,12 +238,12 @@ TEST_CASE("an agent killed after the download and in the middle of applying fini
     CHECK(ReadFileOrEmpty(agent.root() / "opt/hello/hello.sh") == "#!/bin/sh\necho version two\n");
     // Back to version one for the next round (an ordered downgrade through a rollback point).
     if (std::string(crash_at) == "after-fetch") {
-      auto points = fleet.server.CtlJson({"rollback-points", agent.host_id()});
+      auto points = fleet.server.CtlJson({"rollback-points", fleet.ids[0]});
       std::string point;
       for (const auto& p : points["points"])
         if (p["to_version"] == "2.0-1" && p["state"] == "committed") point = p["point_id"];
       REQUIRE(!point.empty());
-      REQUIRE(fleet.server.Ctl({"rollback", agent.host_id(), point}).exit_code == 0);
+      REQUIRE(fleet.server.Ctl({"rollback", fleet.ids[0], point}).exit_code == 0);
       REQUIRE(WaitFor([&] { return ReadFileOrEmpty(agent.root() / "opt/hello/greeting.txt") == "version one"; }, 30s));
     }
   }
