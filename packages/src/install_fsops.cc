@@ -16,7 +16,7 @@
 #include "parc/common/files.h"
 #include "parc/common/hash.h"
 
-namespace parc::pkg::detail {
+namespace parc::pkg::rootfs {
 
 namespace {
 
@@ -141,106 +141,40 @@ Expected<PathRecord> RecordPath(const fs::path& host, const std::string& path, b
   return r;
 }
 
-ExpectedVoid WritePoint(const fs::path& point_dir, const PointData& p) {
-  nlohmann::json j;
-  j["id"] = p.id;
-  j["job_id"] = p.job_id;
-  j["package"] = p.package;
-  j["action"] = p.action;
-  j["from_version"] = p.from_version;
-  j["to_version"] = p.to_version;
-  j["created_at"] = p.created_at;
-  j["bytes"] = p.bytes;
-  j["paths"] = nlohmann::json::array();
-  for (const auto& r : p.paths) {
-    nlohmann::json e{{"path", r.path}, {"existed", r.existed}};
-    if (r.in_state) e["in_state"] = true;
-    if (r.existed) {
-      e["type"] = r.type;
-      e["mode"] = r.mode;
-      e["uid"] = r.uid;
-      e["gid"] = r.gid;
-      if (r.type == "symlink") e["target"] = r.target;
-      if (r.type == "file") {
-        e["sha256"] = r.sha256;
-        e["saved"] = r.saved;
-        e["mtime_ns"] = r.mtime_ns;
-      }
+nlohmann::json PathRecordToJson(const PathRecord& r) {
+  nlohmann::json e{{"path", r.path}, {"existed", r.existed}};
+  if (r.in_state) e["in_state"] = true;
+  if (r.existed) {
+    e["type"] = r.type;
+    e["mode"] = r.mode;
+    e["uid"] = r.uid;
+    e["gid"] = r.gid;
+    if (r.type == "symlink") e["target"] = r.target;
+    if (r.type == "file") {
+      e["sha256"] = r.sha256;
+      e["saved"] = r.saved;
+      e["mtime_ns"] = r.mtime_ns;
     }
-    j["paths"].push_back(std::move(e));
   }
-  j["services"] = nlohmann::json::array();
-  for (const auto& s : p.services) j["services"].push_back({{"unit", s.unit}, {"state", s.state}});
-  j["debs"] = nlohmann::json::array();
-  for (const auto& d : p.debs)
-    j["debs"].push_back({{"package", d.package}, {"was_installed", d.was_installed}, {"version", d.version}, {"status", d.status}});
-  if (p.installed) {
-    j["installed"] = {{"name", p.installed->name},
-                      {"version", p.installed->version},
-                      {"installed_at", p.installed->installed_at},
-                      {"manifest_json", p.installed->manifest_json}};
-  } else {
-    j["installed"] = nullptr;
-  }
-  std::string text;
-  try {
-    text = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
-  } catch (const std::exception& e) {
-    return Fail(Errc::kInternal, std::string("cannot write the rollback point: ") + e.what());
-  }
-  if (auto r = WriteFileAtomic(point_dir / "point.json", text, 0600); !r) return r;
-  // The data files were fsynced when copied; now their directory entries.
-  std::error_code ec;
-  if (fs::exists(point_dir / "data", ec))
-    if (auto r = FsyncPath(point_dir / "data"); !r) return r;
-  if (auto r = FsyncPath(point_dir); !r) return r;
-  return FsyncPath(point_dir.parent_path());
+  return e;
 }
 
-Expected<PointData> ReadPoint(const fs::path& point_dir) {
-  auto text = ReadFile(point_dir / "point.json");
-  if (!text) return Fail(text.error());
-  try {
-    auto j = nlohmann::json::parse(*text);
-    PointData p;
-    p.id = j.at("id").get<std::string>();
-    p.job_id = j.value("job_id", "");
-    p.package = j.at("package").get<std::string>();
-    p.action = j.at("action").get<std::string>();
-    p.from_version = j.value("from_version", "");
-    p.to_version = j.value("to_version", "");
-    p.created_at = j.value("created_at", int64_t{0});
-    p.bytes = j.value("bytes", uint64_t{0});
-    for (const auto& e : j.at("paths")) {
-      PathRecord r;
-      r.path = e.at("path").get<std::string>();
-      r.in_state = e.value("in_state", false);
-      r.existed = e.at("existed").get<bool>();
-      if (r.existed) {
-        r.type = e.at("type").get<std::string>();
-        r.mode = e.at("mode").get<unsigned>();
-        r.uid = e.at("uid").get<uint32_t>();
-        r.gid = e.at("gid").get<uint32_t>();
-        r.target = e.value("target", "");
-        r.sha256 = e.value("sha256", "");
-        r.saved = e.value("saved", "");
-        r.mtime_ns = e.value("mtime_ns", int64_t{0});
-      }
-      p.paths.push_back(std::move(r));
-    }
-    for (const auto& s : j.at("services")) p.services.push_back({s.at("unit").get<std::string>(), s.at("state").get<std::string>()});
-    for (const auto& d : j.at("debs"))
-      p.debs.push_back({d.at("package").get<std::string>(), d.at("was_installed").get<bool>(),
-                        d.value("version", ""), d.value("status", "")});
-    if (!j.at("installed").is_null()) {
-      const auto& i = j["installed"];
-      p.installed = InstalledPackage{i.at("name").get<std::string>(), i.at("version").get<std::string>(),
-                                     i.at("installed_at").get<int64_t>(), i.at("manifest_json").get<std::string>()};
-    }
-    return p;
-  } catch (const std::exception& e) {
-    return Fail(Errc::kParse, "rollback point " + (point_dir / "point.json").string() + " is unreadable: " + e.what());
+PathRecord PathRecordFromJson(const nlohmann::json& e) {
+  PathRecord r;
+  r.path = e.at("path").get<std::string>();
+  r.in_state = e.value("in_state", false);
+  r.existed = e.at("existed").get<bool>();
+  if (r.existed) {
+    r.type = e.at("type").get<std::string>();
+    r.mode = e.at("mode").get<unsigned>();
+    r.uid = e.at("uid").get<uint32_t>();
+    r.gid = e.at("gid").get<uint32_t>();
+    r.target = e.value("target", "");
+    r.sha256 = e.value("sha256", "");
+    r.saved = e.value("saved", "");
+    r.mtime_ns = e.value("mtime_ns", int64_t{0});
   }
+  return r;
 }
 
 ExpectedVoid RestorePaths(const fs::path& root, const fs::path& state, const fs::path& point_dir,
@@ -325,6 +259,80 @@ ExpectedVoid RestorePaths(const fs::path& root, const fs::path& state, const fs:
   for (const auto& d : touched_dirs)
     if (std::error_code ec; fs::is_directory(d, ec)) (void)FsyncPath(d);
   return {};
+}
+
+}  // namespace parc::pkg::rootfs
+
+namespace parc::pkg::detail {
+
+ExpectedVoid WritePoint(const fs::path& point_dir, const PointData& p) {
+  nlohmann::json j;
+  j["id"] = p.id;
+  j["job_id"] = p.job_id;
+  j["package"] = p.package;
+  j["action"] = p.action;
+  j["from_version"] = p.from_version;
+  j["to_version"] = p.to_version;
+  j["created_at"] = p.created_at;
+  j["bytes"] = p.bytes;
+  j["paths"] = nlohmann::json::array();
+  for (const auto& r : p.paths) j["paths"].push_back(PathRecordToJson(r));
+  j["services"] = nlohmann::json::array();
+  for (const auto& s : p.services) j["services"].push_back({{"unit", s.unit}, {"state", s.state}});
+  j["debs"] = nlohmann::json::array();
+  for (const auto& d : p.debs)
+    j["debs"].push_back({{"package", d.package}, {"was_installed", d.was_installed}, {"version", d.version}, {"status", d.status}});
+  if (p.installed) {
+    j["installed"] = {{"name", p.installed->name},
+                      {"version", p.installed->version},
+                      {"installed_at", p.installed->installed_at},
+                      {"manifest_json", p.installed->manifest_json}};
+  } else {
+    j["installed"] = nullptr;
+  }
+  std::string text;
+  try {
+    text = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } catch (const std::exception& e) {
+    return Fail(Errc::kInternal, std::string("cannot write the rollback point: ") + e.what());
+  }
+  if (auto r = WriteFileAtomic(point_dir / "point.json", text, 0600); !r) return r;
+  // The data files were fsynced when copied; now their directory entries.
+  std::error_code ec;
+  if (fs::exists(point_dir / "data", ec))
+    if (auto r = FsyncPath(point_dir / "data"); !r) return r;
+  if (auto r = FsyncPath(point_dir); !r) return r;
+  return FsyncPath(point_dir.parent_path());
+}
+
+Expected<PointData> ReadPoint(const fs::path& point_dir) {
+  auto text = ReadFile(point_dir / "point.json");
+  if (!text) return Fail(text.error());
+  try {
+    auto j = nlohmann::json::parse(*text);
+    PointData p;
+    p.id = j.at("id").get<std::string>();
+    p.job_id = j.value("job_id", "");
+    p.package = j.at("package").get<std::string>();
+    p.action = j.at("action").get<std::string>();
+    p.from_version = j.value("from_version", "");
+    p.to_version = j.value("to_version", "");
+    p.created_at = j.value("created_at", int64_t{0});
+    p.bytes = j.value("bytes", uint64_t{0});
+    for (const auto& e : j.at("paths")) p.paths.push_back(PathRecordFromJson(e));
+    for (const auto& s : j.at("services")) p.services.push_back({s.at("unit").get<std::string>(), s.at("state").get<std::string>()});
+    for (const auto& d : j.at("debs"))
+      p.debs.push_back({d.at("package").get<std::string>(), d.at("was_installed").get<bool>(),
+                        d.value("version", ""), d.value("status", "")});
+    if (!j.at("installed").is_null()) {
+      const auto& i = j["installed"];
+      p.installed = InstalledPackage{i.at("name").get<std::string>(), i.at("version").get<std::string>(),
+                                     i.at("installed_at").get<int64_t>(), i.at("manifest_json").get<std::string>()};
+    }
+    return p;
+  } catch (const std::exception& e) {
+    return Fail(Errc::kParse, "rollback point " + (point_dir / "point.json").string() + " is unreadable: " + e.what());
+  }
 }
 
 }  // namespace parc::pkg::detail

@@ -18,7 +18,7 @@
 #include "installer_internal.h"
 #include "parc/common/files.h"
 
-namespace parc::pkg::detail {
+namespace parc::pkg::rootfs {
 
 namespace {
 
@@ -294,4 +294,4 @@ std::string LastLines(const std::string& output, size_t n) {
   return tail;
 }
 
-}  // namespace parc::pkg::detail
+}  // namespace parc::pkg::rootfs
