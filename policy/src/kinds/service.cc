@@ -1,0 +1,8 @@
+// PLACEHOLDER: being written (see docs/policy.md for the kind's fields).
+#include "kinds.h"
+
+namespace parc::policy::kinds {
+
+Expected<CheckPtr> MakeService(Fields& f) { return Fail(f.Bad("kind", "the 'service' kind is not implemented yet")); }
+
+}  // namespace parc::policy::kinds
