@@ -46,6 +46,7 @@ PROFILE_PREFIX=xccdf_org.ssgproject.content_profile_anssi_bp28_
 LEVELS=(minimal intermediary)
 # The baseline checked in next to this script, not a copy installed earlier.
 export PARC_BASELINE_DIR=$SRC/policy/baselines
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
 
 die() { echo "compare_oscap: $*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
