@@ -274,6 +274,16 @@ TEST_CASE("directive sshd: includes and links pointing outside the root are not 
     CHECK(applied.point.id.empty());  // an error is never remediated
     sentinel.CheckUnchanged();
   }
+  SECTION("a main file linked above the root is refused, not taken for absent") {
+    std::filesystem::create_directories(r.Host("/etc/ssh"));
+    std::filesystem::create_symlink(Climb(sentinel.file), r.Host("/etc/ssh/sshd_config"));
+    auto res = test::CheckOne(b, r.root());
+    CHECK(res.status == policy::Status::kError);
+    CHECK_THAT(res.message, Catch::StartsWith("/etc/ssh/sshd_config: "));
+    CHECK_THAT(res.message, Catch::Contains("climbs above the root"));
+    CHECK(test::ApplyAll(b, r).point.id.empty());
+    sentinel.CheckUnchanged();
+  }
   SECTION("a drop-in directory linked to a host directory is listed inside the root") {
     r.Write("/etc/ssh/sshd_config", kDebianSshd);
     std::filesystem::create_symlink(sentinel.dir.path(), r.Host("/etc/ssh/sshd_config.d"));
@@ -361,6 +371,20 @@ TEST_CASE("directive equals (pwquality, faillock): drop-ins first, flags, commen
     CHECK(res.found == "not set in /etc/security/faillock.conf");
     ApplyThenRollBack(flag, r, [&] { CHECK(r.Read("/etc/security/faillock.conf") == "# even_deny_root\ndeny = 3\neven_deny_root\n"); });
   }
+  SECTION("absent: every line setting the key is commented out, drop-ins included") {
+    auto no_badwords = test::MakeBaseline(Rule(
+        "file = \"/etc/security/pwquality.conf\"\nsyntax = \"equals\"\nkey = \"badwords\"\nabsent = true\n"
+        "dropins = \"/etc/security/pwquality.conf.d/*.conf\"\n"));
+    r.Write("/etc/security/pwquality.conf", "minlen = 14\n");
+    CHECK(test::CheckOne(no_badwords, r.root()).status == policy::Status::kPass);
+    r.Write("/etc/security/pwquality.conf.d/10-x.conf", "badwords = acme\n");
+    auto res = test::CheckOne(no_badwords, r.root());
+    CHECK(res.status == policy::Status::kFail);
+    CHECK(res.found == "badwords = acme at /etc/security/pwquality.conf.d/10-x.conf:1 (the last value wins)");
+    ApplyThenRollBack(no_badwords, r, [&] {
+      CHECK(r.Read("/etc/security/pwquality.conf.d/10-x.conf") == "# parc-agent policy apply: badwords = acme\n");
+    });
+  }
   SECTION("a drop-in linked above the root is refused") {
     Sentinel sentinel("minlen = 20\n");
     r.Write("/etc/security/pwquality.conf", "minlen = 14\n");
@@ -425,6 +449,19 @@ TEST_CASE("directive sudoers: global Defaults in sudoers and its include directo
     CHECK(res.expected == "Defaults logfile=/var/log/sudo.log");
     CHECK(res.found == "Defaults logfile=/tmp/x at /etc/sudoers:1 (the last value wins)");
     ApplyThenRollBack(logfile, r, [&] { CHECK_THAT(r.Read("/etc/sudoers.d/parc-hardening"), Catch::EndsWith("\nDefaults logfile=/var/log/sudo.log\n")); });
+  }
+  SECTION("absent: not set or negated; remediation negates it in the drop-in") {
+    auto visiblepw = test::MakeBaseline(Rule("file = \"/etc/sudoers\"\nsyntax = \"sudoers\"\nkey = \"visiblepw\"\nabsent = true\n"));
+    r.Write("/etc/sudoers", debian, 0440);
+    CHECK(test::CheckOne(visiblepw, r.root()).status == policy::Status::kPass);
+    r.Write("/etc/sudoers.d/local", "Defaults visiblepw, !lecture\n", 0440);
+    auto res = test::CheckOne(visiblepw, r.root());
+    CHECK(res.status == policy::Status::kFail);
+    CHECK(res.expected == "Defaults visiblepw not set (or negated)");
+    ApplyThenRollBack(visiblepw, r, [&] {
+      CHECK_THAT(r.Read("/etc/sudoers.d/parc-hardening"), Catch::EndsWith("\nDefaults !visiblepw\n"));
+      CHECK(r.Read("/etc/sudoers.d/local") == "Defaults visiblepw, !lecture\n");  // read before ours: left alone
+    });
   }
   SECTION("without an include directory the fix is manual") {
     r.Write("/etc/sudoers", "Defaults env_reset\n", 0440);

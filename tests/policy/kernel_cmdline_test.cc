@@ -155,6 +155,16 @@ TEST_CASE("kernel_cmdline: grub.d links pointing outside the root", "[policy][ke
     CHECK_THAT(res.message, Catch::Contains("climbs above the root"));
     CHECK(test::ApplyAll(b, r).point.id.empty());
   }
+  SECTION("/etc/default/grub itself linked above the root is refused, not taken for absent") {
+    std::string up;
+    for (int i = 0; i < 30; ++i) up += "../";
+    std::filesystem::remove(r.Host("/etc/default/grub"));
+    std::filesystem::create_symlink(up + sentinel.string().substr(1), r.Host("/etc/default/grub"));
+    auto res = test::CheckOne(b, r.root());
+    CHECK(res.status == policy::Status::kError);
+    CHECK_THAT(res.message, Catch::StartsWith("/etc/default/grub: "));
+    CHECK(test::ApplyAll(b, r).point.id.empty());
+  }
   SECTION("an absolute link means the path inside the root; dangling there, it is skipped as grub-mkconfig does") {
     std::filesystem::create_symlink(sentinel, r.Host("/etc/default/grub.d/evil.cfg"));
     auto res = test::CheckOne(b, r.root());

@@ -492,6 +492,8 @@ class Directive final : public Check {
   explicit Directive(Spec spec) : s_(std::move(spec)) {}
 
   Finding Evaluate(const Context& ctx) const override {
+    // A main file linked above the root is refused, not taken for absent.
+    if (auto host = ctx.Resolve(s_.file); !host) return ErrorFinding(s_.file + ": " + host.error().message());
     if (!ctx.Exists(s_.file)) return NotApplicable(s_.file + " does not exist");
     Scan scan = Read(ctx);
     if (!scan.error.empty()) return ErrorFinding(scan.error);

@@ -432,6 +432,8 @@ class KernelCmdline final : public Check {
   explicit KernelCmdline(std::string arg) : arg_(std::move(arg)), name_(ArgName(arg_)) {}
 
   Finding Evaluate(const Context& ctx) const override {
+    // A file linked above the root is refused, not taken for absent.
+    if (auto host = ctx.Resolve(kGrub); !host) return ErrorFinding(std::string(kGrub) + ": " + host.error().message());
     if (!ctx.Exists(kGrub)) return NotApplicable(std::string(kGrub) + " does not exist");
     auto files = ReadFiles(ctx);
     if (!files) return ErrorFinding(files.error().message());
