@@ -182,7 +182,7 @@ TEST_CASE("directive sshd: remediation uses the drop-in when it is read first", 
   auto b = test::MakeBaseline(Sshd("PermitRootLogin", "no"));
   r.Write("/etc/ssh/sshd_config", std::string(kDebianSshd) + "PermitRootLogin yes\n", 0600);
   r.Write("/etc/ssh/sshd_config.d/50-local.conf", "PermitRootLogin prohibit-password\nX11Forwarding no\n");
-  ApplyThenRollBack(b, r, [&] {
+  auto applied = ApplyThenRollBack(b, r, [&] {
     CHECK(r.Read("/etc/ssh/sshd_config.d/00-parc-hardening.conf") ==
           "# Written by parc-agent policy apply; 'parc-agent policy rollback' undoes it.\nPermitRootLogin no\n");
     CHECK_THAT(r.Read("/etc/ssh/sshd_config"), Catch::EndsWith("\n# parc-agent policy apply: PermitRootLogin yes\n"));
@@ -192,6 +192,7 @@ TEST_CASE("directive sshd: remediation uses the drop-in when it is read first", 
     REQUIRE(::stat(r.Host("/etc/ssh/sshd_config").c_str(), &st) == 0);
     CHECK((st.st_mode & 07777) == 0600);  // an edited file keeps its mode
   });
+  CHECK(applied.notes == std::vector<std::string>{"PermitRootLogin: sshd reads its configuration when it starts or reloads ('systemctl reload ssh')"});
 }
 
 TEST_CASE("directive sshd: remediation inserts at the top of the main file otherwise", "[policy][directive]") {

@@ -523,7 +523,11 @@ class Directive final : public Check {
     Scan scan = Read(ctx);
     if (!scan.error.empty()) return Fail(Errc::kFailedPrecondition, scan.error);
     switch (s_.syntax) {
-      case Syntax::kSshd: return RemediateSshd(ctx, change, scan);
+      case Syntax::kSshd: {
+        auto r = RemediateSshd(ctx, change, scan);
+        if (r) change.Note(s_.key + ": sshd reads its configuration when it starts or reloads ('systemctl reload ssh')");
+        return r;
+      }
       case Syntax::kSpace:
       case Syntax::kEquals: return RemediateLines(ctx, change, scan);
       case Syntax::kSudoers: return RemediateSudoers(ctx, change, scan);
