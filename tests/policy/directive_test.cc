@@ -169,6 +169,10 @@ TEST_CASE("directive sshd: the first global value wins, Match blocks are not glo
     auto res = test::CheckOne(b, r.root());
     CHECK(res.status == policy::Status::kError);
     CHECK_THAT(res.message, Catch::Contains("/etc/ssh/sshd_config:1: unbalanced quotes"));
+    r.Write("/etc/ssh/sshd_config", "Port 22\nInclude\n");
+    res = test::CheckOne(b, r.root());
+    CHECK(res.status == policy::Status::kError);
+    CHECK(res.message == "/etc/ssh/sshd_config:2: Include without a file name (sshd refuses this file)");
   }
   SECTION("no sshd_config: not applicable") {
     auto res = test::CheckOne(b, r.root());

@@ -208,6 +208,10 @@ void ScanSshdFile(const Context& ctx, const Spec& spec, const std::string& file,
       continue;
     }
     if (l.keyword == "include") {
+      if (l.args.empty()) {
+        scan.error = file + ":" + std::to_string(n + 1) + ": Include without a file name (sshd refuses this file)";
+        return;
+      }
       for (const auto& arg : l.args) {
         if (arg.empty() || arg[0] == '~') continue;  // sshd does not expand '~': no match
         std::string pattern = arg[0] == '/' ? arg : std::string(kSshDir) + "/" + arg;
