@@ -15,6 +15,7 @@
 #include "parc/packages/installer.h"
 #include "parc/packages/signing.h"
 #include "parc/v1/agent.grpc.pb.h"
+#include "policy_job.h"
 
 namespace parc::agent {
 namespace fs = std::filesystem;
@@ -212,6 +213,18 @@ void JobExecutor::Worker() {
 v1::JobUpdate JobExecutor::Run(const v1::Job& job) {
   Progress(job.job_id(), v1::JobUpdate::RECEIVED, 0, "received");
   if (job.has_install()) return Install(job);
+  if (job.has_policy()) {
+    PolicyJobEnv env;
+    env.config = &config_;
+    env.fetch = [&](const std::string& sha, uint64_t size) { return Fetch(sha, size, job.job_id(), ".toml"); };
+    env.progress = [&](v1::JobUpdate::State state, uint32_t pct, const std::string& message) {
+      Progress(job.job_id(), state, pct, message);
+    };
+    env.crash_at = CrashAt();
+    return RunPolicyJob(job, env);
+  }
+  if (job.has_rollback())
+    if (auto done = RestorePolicyPoint(job.job_id(), job.rollback().point_id(), config_)) return *done;
   auto installer = pkg::Installer::Open(config_.root, config_.state_dir);
   if (!installer) return Failed(job.job_id(), installer.error().message());
   pkg::InstallOptions o;
@@ -237,13 +250,13 @@ v1::JobUpdate JobExecutor::Run(const v1::Job& job) {
   return u;
 }
 
-Expected<fs::path> JobExecutor::Fetch(const v1::InstallPackage& p, const std::string& job_id) {
-  const std::string& sha = p.content_sha256();
+Expected<fs::path> JobExecutor::Fetch(const std::string& sha, uint64_t size, const std::string& job_id,
+                                      const std::string& suffix) {
   bool valid = sha.size() == 64 && sha.find_first_not_of("0123456789abcdef") == std::string::npos;
   if (!valid) return Fail(Errc::kInvalidArgument, "the job names no valid content digest");
   fs::path cache = config_.state_dir / "cache";
   if (auto r = EnsureDirectory(cache, 0700); !r) return Fail(r.error());
-  fs::path done = cache / (sha + ".parc");
+  fs::path done = cache / (sha + suffix);
   if (PathExists(done)) return done;
   fs::path part = cache / (sha + ".part");
   int failures = 0;
@@ -256,7 +269,7 @@ Expected<fs::path> JobExecutor::Fetch(const v1::InstallPackage& p, const std::st
   while (true) {
     std::error_code ec;
     uint64_t offset = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
-    if (p.size() && offset >= p.size()) break;
+    if (size && offset >= size) break;
     auto stub = v1::AgentService::NewStub(channels_());
     grpc::ClientContext ctx;
     v1::GetContentRequest req;
@@ -266,7 +279,7 @@ Expected<fs::path> JobExecutor::Fetch(const v1::InstallPackage& p, const std::st
     std::ofstream out(part, std::ios::binary | std::ios::app);
     if (!out) return Fail(Errc::kIo, "cannot write " + part.string());
     v1::ContentChunk chunk;
-    uint64_t total = p.size();
+    uint64_t total = size;
     while (reader->Read(&chunk)) {
       if (chunk.offset() != offset) {
         ctx.TryCancel();
@@ -291,7 +304,7 @@ Expected<fs::path> JobExecutor::Fetch(const v1::InstallPackage& p, const std::st
     grpc::Status status = reader->Finish();
     if (status.ok() && total && offset >= total) break;
     if (status.error_code() == grpc::StatusCode::NOT_FOUND || status.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
-      return Fail(Errc::kNotFound, "the server cannot provide the package: " + status.error_message());
+      return Fail(Errc::kNotFound, "the server cannot provide " + sha.substr(0, 12) + ": " + status.error_message());
     if (++failures > 5)
       return Fail(Errc::kUnavailable, "download interrupted too often (" + status.error_message() + "); " +
                                           std::to_string(offset) + " bytes kept for the next attempt");
@@ -306,7 +319,7 @@ Expected<fs::path> JobExecutor::Fetch(const v1::InstallPackage& p, const std::st
   if (*digest != sha) {
     std::error_code ec;
     fs::remove(part, ec);
-    return Fail(Errc::kCrypto, "the downloaded package does not match its digest (got " + digest->substr(0, 12) +
+    return Fail(Errc::kCrypto, "the download does not match its digest (got " + digest->substr(0, 12) +
                                    "..., expected " + sha.substr(0, 12) + "...): discarded");
   }
   std::error_code ec;
@@ -318,7 +331,7 @@ Expected<fs::path> JobExecutor::Fetch(const v1::InstallPackage& p, const std::st
 v1::JobUpdate JobExecutor::Install(const v1::Job& job) {
   const auto& p = job.install();
   Progress(job.job_id(), v1::JobUpdate::DOWNLOADING, 0, "downloading " + p.name() + " " + p.version());
-  auto file = Fetch(p, job.job_id());
+  auto file = Fetch(p.content_sha256(), p.size(), job.job_id(), ".parc");
   if (!file) return Failed(job.job_id(), file.error().message());
   auto trusted = pkg::LoadTrustedKeys(config_.state_dir / "trusted_keys.json");
   if (!trusted) return Failed(job.job_id(), trusted.error().message());
@@ -377,6 +390,7 @@ void JobExecutor::SendRollbackPoints() {
   v1::AgentMessage m;
   auto* list = m.mutable_rollback_points();  // set even when empty: "none" is news too
   for (const auto& p : *points) *list->add_points() = ToWire(p);
+  for (auto& p : PolicyRollbackPoints(config_)) *list->add_points() = std::move(p);
   send_(std::move(m));
 }
 

@@ -47,7 +47,9 @@ class JobExecutor {
   void Worker();
   v1::JobUpdate Run(const v1::Job& job);
   v1::JobUpdate Install(const v1::Job& job);
-  Expected<std::filesystem::path> Fetch(const v1::InstallPackage& p, const std::string& job_id);
+  // A content object into <state>/cache/<sha256><suffix>, resuming a partial download.
+  Expected<std::filesystem::path> Fetch(const std::string& sha256, uint64_t size, const std::string& job_id,
+                                        const std::string& suffix);
   void Progress(const std::string& job_id, v1::JobUpdate::State state, uint32_t percent, const std::string& message,
                 uint64_t done = 0, uint64_t total = 0);
   void SendRollbackPoints();  // worker thread only (the installer lock)

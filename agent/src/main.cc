@@ -12,6 +12,7 @@
 #include "enroll.h"
 #include "outbox.h"
 #include "package_cli.h"
+#include "policy_cli.h"
 #include "parc/agent/inventory.h"
 #include "parc/common/files.h"
 #include "parc/common/inventory_model.h"
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
              "  parc-agent inventory            (what would be reported, without a server)\n"
              "  parc-agent inventory --root /mnt/image --json\n"
              "  parc-agent package install hello_1.0-1.parc --trust publisher.pub\n"
+             "  parc-agent policy check --baseline anssi-bp28-debian12 --level minimal\n"
              "Exit codes: 0 ok, 1 failure, 2 usage error, 3 refused by the server, 4 package refused, 5 server unreachable.");
   app.set_version_flag("--version", std::string("parc-agent ") + PARC_VERSION);
   app.require_subcommand(1);
@@ -113,6 +115,7 @@ int main(int argc, char** argv) {
   inv->add_flag("--json", json, "print the inventory as JSON (protobuf JSON mapping, field names as in inventory.proto)");
 
   auto packages = AddPackageCommands(app);
+  auto policies = AddPolicyCommands(app);
 
   auto* status = app.add_subcommand("status", "show enrollment and outbox state");
   bool status_json = false;
@@ -132,6 +135,7 @@ int main(int argc, char** argv) {
   InitLogging("agent", config.log_level);
 
   if (PackageCommandChosen(*packages)) return RunPackageCommand(*packages, config);
+  if (PolicyCommandChosen(*policies)) return RunPolicyCommand(*policies, config);
 
   if (*inv) {
     auto start = std::chrono::steady_clock::now();

@@ -28,6 +28,24 @@ std::string Sha256(std::string_view data) {
   return std::string(reinterpret_cast<char*>(md), 32);
 }
 
+Expected<std::string> HexDecode(std::string_view hex) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (hex.size() % 2) return Fail(Errc::kParse, "hex text of odd length");
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return Fail(Errc::kParse, "not hex: '" + std::string(hex.substr(i, 2)) + "'");
+    out.push_back(static_cast<char>(hi << 4 | lo));
+  }
+  return out;
+}
+
 std::string Sha256Hex(std::string_view data) { return HexEncode(Sha256(data)); }
 
 std::string RandomBytes(size_t n) {

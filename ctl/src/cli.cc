@@ -52,6 +52,8 @@ std::string MainFooter() {
              "  parcctl package push hello_1.0-1.parc          upload and register a signed package\n"
              "  parcctl deploy create hello --to group:lab      install it on a group\n"
              "  parcctl deploy status 3f2a9c1e --watch          follow the rollout\n"
+             "  parcctl policy assign anssi-bp28-debian12 --to group:lab --mode audit   harden, check\n"
+             "  parcctl compliance --group lab                  scores and drift per host\n"
              "\n"
              "Hosts are named by host id, a unique id prefix (the 8 characters tables show) or hostname.\n"
              "Server: --server, else $PARC_SERVER, else the '# server:' line of the credentials file.\n"
@@ -83,7 +85,8 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   std::vector<std::pair<CLI::App*, Handler>> leaves;
 
   CLI::App app("parcctl - administer a Parc fleet: enroll machines, list hosts, read and export their\n"
-               "inventory, see what changed, organise groups, deploy signed packages and roll them back.\n"
+               "inventory, see what changed, organise groups, deploy signed packages and roll them back,\n"
+               "harden machines with signed ANSSI baselines and follow their compliance.\n"
                "Talks to parc-server's admin API over mutual TLS.",
                "parcctl");
   app.set_version_flag("--version", std::string("parcctl ") + PARC_VERSION, "Print the version and exit");
@@ -343,6 +346,78 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
                             "Example:\n  parcctl rollback-points pc-042\n  parcctl rollback pc-042 5c1d0e7a");
   rollback->add_option("host", o.host, "Host id, unique id prefix or hostname")->required()->type_name("HOST");
   rollback->add_option("point", o.point, "Rollback point id or unique prefix")->required()->type_name("POINT");
+
+  // policy / compliance
+  CLI::App* policy = group_of("policy", "Hardening baselines (ANSSI-BP-028 ...): sign and upload, assign to groups");
+  CLI::App* policy_push = leaf(
+      policy, "push", "Sign a baseline file with a publisher key, upload it and register it", &Commands::PolicyPush,
+      "Examples:\n  parcctl policy push anssi-bp28-debian12.toml --key acme-it.key\n"
+      "  parcctl policy push windows-workstation.toml --key acme-it.key --expires 90d\n"
+      "The file is checked first (errors name the file and line); agents accept it only while the\n"
+      "signature is valid and never go back to an older version unless an assignment pins it.\n"
+      "The policy language: docs/policy.md.");
+  policy_push->add_option("file", o.path, "Baseline file (TOML)")->required()->type_name("FILE");
+  policy_push->add_option("--key", o.key, "Publisher private key (parcctl key create)")->required()->type_name("KEYFILE");
+  policy_push->add_option("--expires", o.expires, "Signature lifetime: 30d, 365d ... (default 365d)")
+      ->type_name("DURATION");
+  CLI::App* policy_list = leaf(policy, "list", "Registered policies and their assignments", &Commands::PolicyList,
+                               "Example:\n  parcctl policy list --group lab");
+  policy_list->add_option("--group", o.group, "Only assignments of this group")->type_name("GROUP");
+  policy_list->add_flag("--all", o.all, "Also removed assignments");
+  CLI::App* policy_show = leaf(policy, "show", "One policy: signature and rules", &Commands::PolicyShow,
+                               "Examples:\n  parcctl policy show anssi-bp28-debian12\n"
+                               "  parcctl policy show anssi-bp28-debian12=1.0 --json");
+  policy_show->add_option("policy", o.package_ref, "NAME or NAME=VERSION (default: newest)")->required()->type_name("POLICY");
+  CLI::App* policy_assign = leaf(
+      policy, "assign", "Check (audit) or enforce a policy on every host of a group, now and then periodically",
+      &Commands::PolicyAssign,
+      "Examples:\n  parcctl policy assign anssi-bp28-debian12 --to group:lab --mode audit --level minimal\n"
+      "  parcctl policy assign anssi-bp28-debian12 --to group:servers --mode enforce --every 6h\n"
+      "  parcctl policy assign anssi-bp28-debian12=1.0 --to group:lab --mode enforce   (pinned version)\n"
+      "audit only reports; enforce records a rollback point on the host, then remediates the failing\n"
+      "rules (undo with parcctl rollback HOST POINT). Hosts that join the group later are checked too.");
+  policy_assign->add_option("policy", o.package_ref, "NAME or NAME=VERSION (default: always the newest)")
+      ->required()
+      ->type_name("POLICY");
+  policy_assign->add_option("--to", o.to, "group:NAME")->allow_extra_args(false)->type_name("group:NAME");
+  policy_assign->add_option("--mode", o.mode, "audit (check only) or enforce (check and remediate)")
+      ->required()
+      ->check(CLI::IsMember({"audit", "enforce"}));
+  policy_assign->add_option("--level", o.level, "minimal, intermediary (default), enhanced or high")
+      ->check(CLI::IsMember({"minimal", "intermediary", "enhanced", "high"}));
+  policy_assign->add_option("--every", o.every, "Time between checks of a host: 30m, 6h, 1d (default 24h)")
+      ->type_name("DURATION");
+  policy_assign->add_option("--comment", o.comment, "Note kept in the audit log")->type_name("TEXT");
+  CLI::App* policy_unassign = leaf(policy, "unassign", "Stop checking a policy on a group", &Commands::PolicyUnassign,
+                                   "Example:\n  parcctl policy unassign 5c1d0e7a");
+  policy_unassign->add_option("assignment", o.id, "Assignment id or unique prefix (parcctl policy list)")
+      ->required()
+      ->type_name("ID");
+  CLI::App* policy_run = leaf(policy, "run", "Check the hosts of an assignment now", &Commands::PolicyRun,
+                              "Example:\n  parcctl policy run 5c1d0e7a && parcctl compliance --group lab");
+  policy_run->add_option("assignment", o.id, "Assignment id or unique prefix")->required()->type_name("ID");
+
+  CLI::App* compliance = leaf(
+      &app, "compliance", "Latest policy results: score per host and per rule, and drift since the previous check",
+      &Commands::Compliance,
+      "Examples:\n  parcctl compliance --group lab\n  parcctl compliance --group lab --by-rule\n"
+      "  parcctl compliance --host pc-042                  every rule, expected vs found\n"
+      "  parcctl compliance --rule sshd_permit_root_login  that rule on every host\n"
+      "  parcctl compliance --group lab --format csv --output lab-compliance.csv\n"
+      "  parcctl compliance --group lab --fail-under 90%   exit 1 below 90% (for scripts)\n"
+      "SCORE = pass / (pass + fail); not applicable rules do not count. DRIFT -2 +1: at its last check\n"
+      "the host got 2 rules worse and 1 better. CSV: one row per host and rule.");
+  compliance->add_option("--group", o.group, "Only hosts in this group")->type_name("GROUP");
+  compliance->add_option("--host", o.host, "One host: every rule with expected vs found")->type_name("HOST");
+  compliance->add_option("--rule", o.rule, "One rule on every host")->type_name("RULE");
+  compliance->add_option("--policy", o.policy, "Only this policy")->type_name("NAME");
+  compliance->add_flag("--by-rule", o.by_rule, "Also a table per rule across the hosts");
+  compliance->add_option("--format", o.format, "table (default), csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}))
+      ->type_name("FORMAT");
+  compliance->add_option("--output", o.output, "Write to FILE instead of stdout")->type_name("FILE");
+  compliance->add_option("--fail-under", o.fail_under, "Exit 1 when the score is below this percentage")
+      ->type_name("PERCENT");
 
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());

@@ -12,7 +12,9 @@
 
 #include "connection.h"
 #include "parc/ctl/render.h"
+#include "parc/common/hash.h"
 #include "parc/v1/deploy.grpc.pb.h"
+#include "parc/v1/policy.grpc.pb.h"
 
 namespace parc::ctl {
 
@@ -59,6 +61,15 @@ struct Options {
   std::string window;
   std::string max_parallel;        // N or P%
   std::string halt_on_failure;     // P%
+
+  // Hardening policies (policy_commands.cc).
+  std::string mode;                // audit | enforce
+  std::string level;               // minimal ... high
+  std::string every;               // check interval, e.g. 6h
+  std::string rule;
+  std::string policy;
+  bool by_rule = false;
+  std::string fail_under;          // compliance: exit 1 when the score is lower
 };
 
 // Pure helpers of the distribution commands (deploy_commands.cc), tested alone.
@@ -126,6 +137,15 @@ class Commands {
   int RollbackPoints();
   int RollbackHost();
 
+  // Hardening policies through the server's PolicyService (policy_commands.cc).
+  int PolicyPush();
+  int PolicyList();
+  int PolicyShow();
+  int PolicyAssign();
+  int PolicyUnassign();
+  int PolicyRun();
+  int Compliance();
+
  private:
   // Non-zero exit code if the connection could not be set up.
   int Connect();
@@ -140,6 +160,10 @@ class Commands {
   // Connect() plus a DeployService stub on the same server (deploy_commands.cc).
   int ConnectDeploy();
   int ControlDeployment(const std::string& action);
+  // Uploads a file to the content store (resumable); fills its digest.
+  int UploadContent(const std::string& path, FileDigest& digest);
+  // ConnectDeploy() plus a PolicyService stub.
+  int ConnectPolicy();
   int WatchDeployment();
 
   const Options& o_;
@@ -149,6 +173,8 @@ class Commands {
   int64_t now_;
   std::optional<Connection> conn_;
   std::unique_ptr<v1::DeployService::Stub> deploy_;
+  std::unique_ptr<v1::PolicyService::Stub> policy_;
+  std::shared_ptr<grpc::Channel> deploy_channel_;
 };
 
 }  // namespace parc::ctl

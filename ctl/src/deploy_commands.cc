@@ -216,6 +216,7 @@ std::string DeploymentCounts(const v1::DeploymentInfo& d) {
 // ---- commands -------------------------------------------------------------
 
 int Commands::ConnectDeploy() {
+  if (deploy_) return kExitOk;
   if (int rc = Connect()) return rc;
   std::shared_ptr<grpc::Channel> channel;
   if (hooks_.connect) {
@@ -233,6 +234,7 @@ int Commands::ConnectDeploy() {
     channel = grpc::CreateCustomChannel(conn_->server(), grpc::SslCredentials(tls), args);
   }
   deploy_ = v1::DeployService::NewStub(channel);
+  deploy_channel_ = channel;
   return kExitOk;
 }
 
@@ -268,13 +270,14 @@ int Commands::KeyList() {
   });
 }
 
-int Commands::PackagePush() {
-  auto digest = Sha256OfFile(o_.path);
-  if (!digest) return LocalError(digest.error(), ExitCodeForError(digest.error()));
+int Commands::UploadContent(const std::string& path, FileDigest& digest) {
+  auto d = Sha256OfFile(path);
+  if (!d) return LocalError(d.error(), ExitCodeForError(d.error()));
+  digest = *d;
   if (int rc = ConnectDeploy()) return rc;
 
   v1::StatContentRequest stat_req;
-  stat_req.set_sha256(digest->sha256);
+  stat_req.set_sha256(digest.sha256);
   v1::StatContentResponse stat;
   {
     grpc::ClientContext ctx;
@@ -283,56 +286,61 @@ int Commands::PackagePush() {
   }
   if (stat.complete()) {
     if (!o_.json) err_ << "already on the server, identical bytes stored once\n";
-  } else {
-    uint64_t offset = stat.received_bytes() <= digest->size ? stat.received_bytes() : 0;
-    std::ifstream in(o_.path, std::ios::binary);
-    if (!in) return LocalError(Error(Errc::kIo, "cannot open " + o_.path), kExitFailure);
-    in.seekg(static_cast<std::streamoff>(offset));
-    if (!o_.json && offset)
-      err_ << "resuming the upload at " << HumanBytes(offset) << " of " << HumanBytes(digest->size) << "\n";
-
-    grpc::ClientContext ctx;  // a long upload may rightly take longer than --timeout
-    if (!conn_->WaitUntilConnected()) conn_->SetDeadline(ctx);
-    v1::StatContentResponse put;
-    auto writer = deploy_->PutContent(&ctx, &put);
-    v1::PutContentRequest msg;
-    auto* header = msg.mutable_header();
-    header->set_sha256(digest->sha256);
-    header->set_size(digest->size);
-    header->set_offset(offset);
-    bool open = writer->Write(msg);
-    const auto started = std::chrono::steady_clock::now();
-    auto last_report = started;
-    uint64_t done = offset;
-    std::string buffer(kChunkBytes, '\0');
-    while (open && done < digest->size) {
-      in.read(buffer.data(), static_cast<std::streamsize>(std::min<uint64_t>(kChunkBytes, digest->size - done)));
-      auto n = static_cast<size_t>(in.gcount());
-      if (n == 0) {
-        ctx.TryCancel();
-        writer->Finish().IgnoreError();
-        return LocalError(Error(Errc::kIo, "cannot read " + o_.path + " (did it change during the upload?)"),
-                          kExitFailure);
-      }
-      msg.set_data(buffer.data(), n);
-      open = writer->Write(msg);
-      if (open) done += n;
-      auto now = std::chrono::steady_clock::now();
-      if (!o_.json && (now - last_report >= std::chrono::seconds(1) || done == digest->size)) {
-        double seconds = std::chrono::duration<double>(now - started).count();
-        err_ << "uploading " << UploadProgress(done, digest->size, done - offset, seconds) << "\n";
-        last_report = now;
-      }
-    }
-    if (open) writer->WritesDone();
-    if (auto st = writer->Finish(); !st.ok()) return RpcFailed(st);
-    if (!put.complete())
-      return LocalError(Error(Errc::kInternal, "the server did not keep the upload; run the same command to resume"),
-                        kExitFailure);
+    return kExitOk;
   }
+  uint64_t offset = stat.received_bytes() <= digest.size ? stat.received_bytes() : 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return LocalError(Error(Errc::kIo, "cannot open " + path), kExitFailure);
+  in.seekg(static_cast<std::streamoff>(offset));
+  if (!o_.json && offset)
+    err_ << "resuming the upload at " << HumanBytes(offset) << " of " << HumanBytes(digest.size) << "\n";
+
+  grpc::ClientContext ctx;  // a long upload may rightly take longer than --timeout
+  if (!conn_->WaitUntilConnected()) conn_->SetDeadline(ctx);
+  v1::StatContentResponse put;
+  auto writer = deploy_->PutContent(&ctx, &put);
+  v1::PutContentRequest msg;
+  auto* header = msg.mutable_header();
+  header->set_sha256(digest.sha256);
+  header->set_size(digest.size);
+  header->set_offset(offset);
+  bool open = writer->Write(msg);
+  const auto started = std::chrono::steady_clock::now();
+  auto last_report = started;
+  uint64_t done = offset;
+  std::string buffer(kChunkBytes, '\0');
+  while (open && done < digest.size) {
+    in.read(buffer.data(), static_cast<std::streamsize>(std::min<uint64_t>(kChunkBytes, digest.size - done)));
+    auto n = static_cast<size_t>(in.gcount());
+    if (n == 0) {
+      ctx.TryCancel();
+      writer->Finish().IgnoreError();
+      return LocalError(Error(Errc::kIo, "cannot read " + path + " (did it change during the upload?)"), kExitFailure);
+    }
+    msg.set_data(buffer.data(), n);
+    open = writer->Write(msg);
+    if (open) done += n;
+    auto now = std::chrono::steady_clock::now();
+    if (!o_.json && (now - last_report >= std::chrono::seconds(1) || done == digest.size)) {
+      double seconds = std::chrono::duration<double>(now - started).count();
+      err_ << "uploading " << UploadProgress(done, digest.size, done - offset, seconds) << "\n";
+      last_report = now;
+    }
+  }
+  if (open) writer->WritesDone();
+  if (auto st = writer->Finish(); !st.ok()) return RpcFailed(st);
+  if (!put.complete())
+    return LocalError(Error(Errc::kInternal, "the server did not keep the upload; run the same command to resume"),
+                      kExitFailure);
+  return kExitOk;
+}
+
+int Commands::PackagePush() {
+  FileDigest digest;
+  if (int rc = UploadContent(o_.path, digest)) return rc;
 
   v1::RegisterPackageRequest reg;
-  reg.set_sha256(digest->sha256);
+  reg.set_sha256(digest.sha256);
   grpc::ClientContext ctx;
   conn_->SetDeadline(ctx);
   v1::PackageInfo info;

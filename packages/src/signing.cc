@@ -128,6 +128,20 @@ Expected<PublicKey> ParsePublicKey(std::string_view pem, const std::string& name
   return FromPkey(pkey.get(), name);
 }
 
+Expected<std::string> SignBytes(std::string_view bytes, const KeyPair& key) {
+  auto pkey = PrivateFromPem(key.private_pem);
+  if (!pkey) return Fail(pkey.error());
+  MdCtx ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pkey->get()) != 1)
+    return CryptoFail("cannot start signing");
+  unsigned char sig[64];
+  size_t len = sizeof sig;
+  if (EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()) != 1 ||
+      len != 64)
+    return CryptoFail("cannot sign");
+  return std::string(reinterpret_cast<char*>(sig), len);
+}
+
 Expected<std::string> SignManifest(Manifest& m, const KeyPair& key, int64_t now, int64_t expires_at) {
   if (expires_at <= now) return Fail(Errc::kInvalidArgument, "the expiry must be after the signing time");
   auto pkey = PrivateFromPem(key.private_pem);
@@ -137,31 +151,20 @@ Expected<std::string> SignManifest(Manifest& m, const KeyPair& key, int64_t now,
   m.key_id = pub->key_id;
   m.signed_at = now;
   m.expires_at = expires_at;
-  std::string canonical = CanonicalJson(m);
-  MdCtx ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pkey->get()) != 1)
-    return CryptoFail("cannot start signing");
-  unsigned char sig[64];
-  size_t len = sizeof sig;
-  if (EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(canonical.data()),
-                     canonical.size()) != 1 ||
-      len != 64)
-    return CryptoFail("cannot sign the manifest");
-  return std::string(reinterpret_cast<char*>(sig), len);
+  return SignBytes(CanonicalJson(m), key);
 }
 
-ExpectedVoid VerifyManifestBytes(std::string_view canonical_json, std::string_view signature,
-                                 const std::vector<PublicKey>& trusted, int64_t now) {
-  auto m = ParseManifest(canonical_json);
-  if (!m) return Fail(m.error());
-  if (signature.empty() || m->expires_at == 0 || m->key_id.empty())
-    return Fail(Errc::kUnauthenticated, "package is not signed");
+ExpectedVoid VerifySignedBytes(std::string_view bytes, std::string_view signature, const SignedClaims& claims,
+                               const std::vector<PublicKey>& trusted, int64_t now) {
+  const std::string& what = claims.what;
+  if (signature.empty() || claims.expires_at == 0 || claims.key_id.empty())
+    return Fail(Errc::kUnauthenticated, what + " is not signed");
   const PublicKey* key = nullptr;
   for (const auto& k : trusted)
-    if (k.key_id == m->key_id) key = &k;
+    if (k.key_id == claims.key_id) key = &k;
   if (!key)
     return Fail(Errc::kUnauthenticated,
-                "signed by key " + m->key_id + " which this machine does not trust");
+                "signed by key " + claims.key_id + " which this machine does not trust");
   if (signature.size() != 64)
     return Fail(Errc::kCrypto, "signature does not match: the manifest was altered or signed by another key");
   Pkey pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
@@ -171,17 +174,24 @@ ExpectedVoid VerifyManifestBytes(std::string_view canonical_json, std::string_vi
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) != 1)
     return CryptoFail("cannot start verifying");
   int ok = EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
-                            reinterpret_cast<const unsigned char*>(canonical_json.data()), canonical_json.size());
+                            reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
   ERR_clear_error();
   if (ok != 1)
     return Fail(Errc::kCrypto, "signature does not match: the manifest was altered or signed by another key");
-  if (m->expires_at <= m->signed_at)
+  if (claims.expires_at <= claims.signed_at)
     return Fail(Errc::kExpired, "signature expires before it was made (expires_at <= signed_at)");
-  if (now > m->expires_at) return Fail(Errc::kExpired, "signature expired on " + FormatTime(m->expires_at));
-  if (m->signed_at > now + kClockSkew)
-    return Fail(Errc::kExpired, "signature is not valid yet: signed on " + FormatTime(m->signed_at) +
+  if (now > claims.expires_at) return Fail(Errc::kExpired, "signature expired on " + FormatTime(claims.expires_at));
+  if (claims.signed_at > now + kClockSkew)
+    return Fail(Errc::kExpired, "signature is not valid yet: signed on " + FormatTime(claims.signed_at) +
                                     ", after this machine's clock (" + FormatTime(now) + ")");
   return {};
+}
+
+ExpectedVoid VerifyManifestBytes(std::string_view canonical_json, std::string_view signature,
+                                 const std::vector<PublicKey>& trusted, int64_t now) {
+  auto m = ParseManifest(canonical_json);
+  if (!m) return Fail(m.error());
+  return VerifySignedBytes(canonical_json, signature, {"package", m->key_id, m->signed_at, m->expires_at}, trusted, now);
 }
 
 Expected<std::vector<PublicKey>> LoadTrustedKeys(const std::filesystem::path& file) {

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "parc/common/files.h"
 #include "parc/common/log.h"
+#include "policy_scheduler.h"
 #include "server_pki.h"
 #include "services.h"
 
@@ -58,10 +59,21 @@ int Run(ServerConfig config) {
   state.deploy = deploy->get();
   state.content = &content;
   state.scheduler = &scheduler;
+  auto policies = OpenSqlitePolicyStore(config.database_path().string());
+  if (!policies) {
+    spdlog::critical("cannot open the policy tables: {}", policies.error().message());
+    return 1;
+  }
+  PolicyScheduler policy_scheduler(**policies, scheduler);
+  scheduler.SetTerminalHook(
+      [&policy_scheduler](const JobRecord& job, const v1::JobUpdate& u) { return policy_scheduler.OnTerminal(job, u); });
+  state.policies = policies->get();
+  state.policy_scheduler = &policy_scheduler;
 
   AgentServiceImpl agent_service(state);
   AdminServiceImpl admin_service(state);
   DeployServiceImpl deploy_service(state);
+  PolicyServiceImpl policy_service(state);
 
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = tls->ca.certificate_pem();
@@ -73,6 +85,7 @@ int Run(ServerConfig config) {
   builder.RegisterService(&agent_service);
   builder.RegisterService(&admin_service);
   builder.RegisterService(&deploy_service);
+  builder.RegisterService(&policy_service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   // A stale server on the same port must not silently take half the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -97,6 +110,7 @@ int Run(ServerConfig config) {
   // Tests and scripts that listen on port 0 learn the chosen port here.
   (void)WriteFileAtomic(config.state_dir / "server.addr", advertise + "\n", 0644);
   scheduler.Start();
+  policy_scheduler.Start();
   spdlog::info("parc-server {} listening on {} (port {}), state in {}", PARC_VERSION, config.listen, bound_port,
                config.state_dir.string());
   spdlog::info("CA fingerprint (SHA-256): {}", tls->ca.fingerprint());
@@ -111,6 +125,7 @@ int Run(ServerConfig config) {
   spdlog::info("received {}, shutting down ({} agents connected)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                state.registry.Count());
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  policy_scheduler.Stop();
   scheduler.Stop();
   state.storage->Flush();
   spdlog::info("stopped");

@@ -1,5 +1,8 @@
 #include "scheduler.h"
 
+#include <nlohmann/json.hpp>
+
+#include "parc/common/hash.h"
 #include "parc/common/log.h"
 #include "parc/common/timeutil.h"
 #include "window.h"
@@ -91,6 +94,21 @@ v1::Job Scheduler::ToWire(const JobRecord& j) {
     w.mutable_remove()->set_name(j.package);
   } else if (j.kind == "rollback") {
     w.mutable_rollback()->set_point_id(j.target_point);
+  } else if (j.kind == "policy") {
+    auto* p = w.mutable_policy();
+    p->set_name(j.package);
+    p->set_version(j.version);
+    p->set_content_sha256(j.sha256);
+    p->set_size(j.size);
+    p->set_allow_downgrade(j.allow_downgrade);
+    auto params = nlohmann::json::parse(j.params, nullptr, false);
+    if (params.is_object()) {
+      p->set_manifest_json(params.value("manifest_json", ""));
+      if (auto sig = HexDecode(params.value("signature", ""))) p->set_signature(*sig);
+      p->set_enforce(params.value("mode", "") == "enforce");
+      p->set_level(params.value("level", ""));
+      p->set_assignment_id(params.value("assignment_id", ""));
+    }
   }
   return w;
 }
@@ -154,6 +172,14 @@ void Scheduler::OnJobUpdate(const std::string& host_id, const v1::JobUpdate& u) 
   }
   std::string state = StateFromWire(u.state());
   if (state.empty() || job->Terminal()) return;
+  bool terminal = state == "succeeded" || state == "failed";
+  if (terminal && terminal_hook_) {
+    if (auto r = terminal_hook_(*job, u); !r) {
+      spdlog::error("scheduler: cannot record the outcome of job {}: {}; it is asked again at the next reconnect",
+                    job->id, r.error().message());
+      return;
+    }
+  }
   job->state = state;
   job->percent = std::min<uint32_t>(u.percent(), 100);
   job->message = u.message().substr(0, 4096);

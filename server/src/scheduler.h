@@ -8,6 +8,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -46,6 +47,12 @@ class Scheduler {
 
   static v1::Job ToWire(const JobRecord& job);
 
+  // Called with a job's terminal update before the job is marked finished, so
+  // that what the update carries (a policy report) is stored first: if this
+  // fails the job stays open and the agent's answer is taken again later.
+  using TerminalHook = std::function<ExpectedVoid(const JobRecord& job, const v1::JobUpdate& update)>;
+  void SetTerminalHook(TerminalHook hook) { terminal_hook_ = std::move(hook); }
+
  private:
   void Loop();
   void Tick(int64_t now);
@@ -61,6 +68,7 @@ class Scheduler {
   uint64_t generation_ = 0;
   std::condition_variable change_cv_;
   std::thread thread_;
+  TerminalHook terminal_hook_;
 };
 
 }  // namespace parc::server

@@ -14,10 +14,14 @@
 #include "content_store.h"
 #include "parc/server/deploy_store.h"
 #include "parc/v1/deploy.grpc.pb.h"
+#include "parc/server/policy_store.h"
+#include "parc/v1/policy.grpc.pb.h"
 #include "scheduler.h"
 #include "session.h"
 
 namespace parc::server {
+
+class PolicyScheduler;
 
 struct ServerState {
   const ServerConfig* config = nullptr;
@@ -29,6 +33,8 @@ struct ServerState {
   DeployStore* deploy = nullptr;
   ContentStore* content = nullptr;
   Scheduler* scheduler = nullptr;
+  PolicyStore* policies = nullptr;
+  PolicyScheduler* policy_scheduler = nullptr;
 
   // The admin behind an admin API call (client certificate of the parc-admin kind, not revoked).
   Expected<PeerIdentity> Admin(grpc::ServerContext* context) const;
@@ -101,6 +107,25 @@ class DeployServiceImpl final : public v1::DeployService::Service {
  private:
   Expected<v1::DeploymentInfo> Describe(const std::string& ref, bool with_jobs);
   void PushTrustedKeys();
+  ServerState& state_;
+};
+
+class PolicyServiceImpl final : public v1::PolicyService::Service {
+ public:
+  explicit PolicyServiceImpl(ServerState& state) : state_(state) {}
+  grpc::Status RegisterPolicy(grpc::ServerContext*, const v1::RegisterPolicyRequest*, v1::PolicyInfo*) override;
+  grpc::Status ListPolicies(grpc::ServerContext*, const v1::ListPoliciesRequest*, v1::ListPoliciesResponse*) override;
+  grpc::Status GetPolicy(grpc::ServerContext*, const v1::GetPolicyRequest*, v1::PolicyInfo*) override;
+  grpc::Status AssignPolicy(grpc::ServerContext*, const v1::AssignPolicyRequest*, v1::AssignmentInfo*) override;
+  grpc::Status Unassign(grpc::ServerContext*, const v1::UnassignRequest*, v1::AssignmentInfo*) override;
+  grpc::Status ListAssignments(grpc::ServerContext*, const v1::ListAssignmentsRequest*,
+                               v1::ListAssignmentsResponse*) override;
+  grpc::Status RunAssignment(grpc::ServerContext*, const v1::RunAssignmentRequest*, v1::RunAssignmentResponse*) override;
+  grpc::Status GetCompliance(grpc::ServerContext*, const v1::ComplianceRequest*, v1::ComplianceResponse*) override;
+
+ private:
+  // The assignment with its group's host counts.
+  Expected<v1::AssignmentInfo> Describe(const AssignmentRecord& a);
   ServerState& state_;
 };
 

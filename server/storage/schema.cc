@@ -303,10 +303,104 @@ CREATE TABLE rollback_points (
 );
 )sql";
 
+// Migration 3: hardening policies. Signed baselines, their assignment to
+// groups, one row per check run (a policy job), the latest result of every
+// rule per host and assignment, and a history row only when a rule's status
+// changes (a check that finds the same as the last one adds no history).
+constexpr std::string_view kPolicySchema = R"sql(
+ALTER TABLE jobs ADD COLUMN params TEXT NOT NULL DEFAULT '';
+CREATE TABLE policies (
+  name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  title TEXT NOT NULL DEFAULT '',
+  sha256 TEXT NOT NULL REFERENCES content_objects(sha256),
+  size INTEGER NOT NULL,
+  key_id TEXT NOT NULL,
+  publisher TEXT NOT NULL DEFAULT '',
+  signed_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  uploaded_at INTEGER NOT NULL,
+  rule_count INTEGER NOT NULL DEFAULT 0,
+  rules_json TEXT NOT NULL DEFAULT '[]',  -- [{id, title, anssi, source, level, kind}]
+  manifest_json TEXT NOT NULL,            -- the signed bytes
+  signature BLOB NOT NULL,
+  PRIMARY KEY (name, version)
+);
+CREATE TABLE policy_assignments (
+  id TEXT PRIMARY KEY,
+  policy TEXT NOT NULL,
+  version TEXT NOT NULL DEFAULT '',       -- '' = the newest registered version
+  group_name TEXT NOT NULL,
+  mode TEXT NOT NULL,                     -- audit, enforce
+  level TEXT NOT NULL,
+  interval_seconds INTEGER NOT NULL,
+  active INTEGER NOT NULL DEFAULT 1,
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '',
+  comment TEXT NOT NULL DEFAULT '',
+  run_requested_at INTEGER NOT NULL DEFAULT 0  -- "check now": hosts whose last run is older are due
+);
+CREATE TABLE policy_runs (
+  job_id TEXT PRIMARY KEY REFERENCES jobs(id),
+  assignment_id TEXT NOT NULL REFERENCES policy_assignments(id),
+  host_id TEXT NOT NULL REFERENCES hosts(id),
+  policy TEXT NOT NULL,
+  version TEXT NOT NULL,
+  level TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL DEFAULT 0,  -- 0 = not answered yet
+  ok INTEGER NOT NULL DEFAULT 0,           -- the job succeeded (the check ran)
+  checked_at INTEGER NOT NULL DEFAULT 0,
+  pass INTEGER NOT NULL DEFAULT 0,
+  fail INTEGER NOT NULL DEFAULT 0,
+  na INTEGER NOT NULL DEFAULT 0,
+  error INTEGER NOT NULL DEFAULT 0,
+  manual INTEGER NOT NULL DEFAULT 0,
+  remediated INTEGER NOT NULL DEFAULT 0,
+  regressed INTEGER NOT NULL DEFAULT 0,
+  improved INTEGER NOT NULL DEFAULT 0,
+  message TEXT NOT NULL DEFAULT '',
+  point_id TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX policy_runs_by_host ON policy_runs(host_id, assignment_id, created_at);
+CREATE TABLE policy_rule_results (
+  host_id TEXT NOT NULL REFERENCES hosts(id),
+  assignment_id TEXT NOT NULL,
+  rule_id TEXT NOT NULL,
+  policy TEXT NOT NULL,
+  title TEXT NOT NULL DEFAULT '',
+  anssi TEXT NOT NULL DEFAULT '',
+  level TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL,                    -- pass, fail, na, error
+  expected TEXT NOT NULL DEFAULT '',
+  found TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  manual INTEGER NOT NULL DEFAULT 0,
+  remediated INTEGER NOT NULL DEFAULT 0,
+  previous_status TEXT NOT NULL DEFAULT '',-- at the check before ('' = first check)
+  since INTEGER NOT NULL,                  -- when it took its current status
+  checked_at INTEGER NOT NULL,
+  job_id TEXT NOT NULL,
+  PRIMARY KEY (host_id, assignment_id, rule_id)
+) WITHOUT ROWID;
+CREATE TABLE policy_rule_history (
+  host_id TEXT NOT NULL REFERENCES hosts(id),
+  assignment_id TEXT NOT NULL,
+  rule_id TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  old_status TEXT NOT NULL,                -- '' = first check
+  new_status TEXT NOT NULL,                -- pass, fail, na, error, or 'gone' (rule left the policy)
+  found TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX policy_rule_history_by_host ON policy_rule_history(host_id, at);
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
-  static const std::vector<std::string_view> kMigrations = {kInitialSchema, kDeploySchema};
+  static const std::vector<std::string_view> kMigrations = {kInitialSchema, kDeploySchema, kPolicySchema};
   return kMigrations;
 }
 

@@ -74,6 +74,26 @@ TEST_CASE("sysctl: pass, fail, remediate, rollback on an offline root", "[policy
   }
 }
 
+TEST_CASE("sysctl: a package's file under /usr/lib is masked from /etc, never edited", "[policy][sysctl]") {
+  test::PolicyRoot r;
+  auto b = test::MakeBaseline(kRule);
+  // As procps ships it: sorts after 99-parc-hardening.conf, so it would win.
+  const std::string vendor = "# procps\nfs.protected_regular = 1\nkernel.dmesg_restrict = 0\n";
+  r.Write("/usr/lib/sysctl.d/99-zz-vendor.conf", vendor);
+  auto before = pkg::testing::Snapshot(r.root());
+  auto applied = test::ApplyAll(b, r);
+  REQUIRE_FALSE(applied.point.id.empty());
+  CHECK(applied.after.rules[0].status == policy::Status::kPass);
+  CHECK(r.Read("/usr/lib/sysctl.d/99-zz-vendor.conf") == vendor);
+  auto mask = r.Read("/etc/sysctl.d/99-zz-vendor.conf");
+  CHECK_THAT(mask, Catch::Contains("fs.protected_regular = 1") && Catch::Contains("kernel.dmesg_restrict = 1") &&
+                       Catch::Contains("Masks /usr/lib/sysctl.d/99-zz-vendor.conf"));
+  auto engine = policy::Engine::Open(r.root(), r.state());
+  REQUIRE(engine);
+  REQUIRE((*engine)->Rollback(applied.point.id));
+  CHECK(pkg::testing::DiffTrees(before, pkg::testing::Snapshot(r.root())) == "");
+}
+
 TEST_CASE("sysctl on the live system reads the running kernel", "[policy][sysctl]") {
   // Read-only: check only, never apply on the test machine.
   auto b = test::MakeBaseline(R"(

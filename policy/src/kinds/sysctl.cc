@@ -84,7 +84,10 @@ class Sysctl final : public Check {
   }
 
   ExpectedVoid Remediate(const Context& ctx, Change& change) const override {
-    // Rewrite conflicting lines where they are, then make sure our file sets it.
+    // Rewrite conflicting lines, then make sure our file sets it. Files outside
+    // /etc belong to packages (procps, systemd): editing them would be undone
+    // by the next upgrade and break `dpkg --verify`. They are masked instead by
+    // a file of the same name in /etc/sysctl.d, as systemd-sysctl intends.
     std::map<std::string, std::vector<int>> bad;
     for (const auto& a : Assignments(ctx, key_))
       if (a.value != value_) bad[a.file].push_back(a.line);
@@ -94,8 +97,11 @@ class Sysctl final : public Check {
       auto ls = Lines(*text);
       for (int n : lines) ls[static_cast<size_t>(n - 1)] = key_ + " = " + value_;
       std::string out;
+      bool in_etc = file.starts_with("/etc/");
+      if (!in_etc) out = "# Masks " + file + " (written by parc-agent policy apply; same settings, " + key_ + " hardened).\n";
       for (const auto& l : ls) out += l + "\n";
-      if (auto r = change.WriteFile(ctx, file, out); !r) return r;
+      std::string target = in_etc ? file : "/etc/sysctl.d/" + file.substr(file.rfind('/') + 1);
+      if (auto r = change.WriteFile(ctx, target, out); !r) return r;
     }
     std::string ours;
     if (auto t = ctx.Read(kParcFile)) ours = *t;

@@ -11,6 +11,8 @@
 namespace parc {
 
 std::string HexEncode(std::string_view bytes);
+// Lower- or upper-case hex back to bytes; kParse on odd length or another character.
+Expected<std::string> HexDecode(std::string_view hex);
 std::string Sha256(std::string_view data);     // raw 32 bytes
 std::string Sha256Hex(std::string_view data);  // lower-case hex
 // SHA-256 (lower-case hex) and size of a file, streamed in 1 MiB reads.

@@ -29,6 +29,20 @@ ExpectedVoid WriteKeyPair(const KeyPair& k, const std::filesystem::path& dir);
 Expected<KeyPair> LoadPrivateKey(const std::filesystem::path& key_file);
 Expected<PublicKey> ParsePublicKey(std::string_view pem, const std::string& name = "");
 
+// The raw 64-byte Ed25519 signature of bytes.
+Expected<std::string> SignBytes(std::string_view bytes, const KeyPair& key);
+
+// What a signed document says of its own signature (read from its bytes).
+struct SignedClaims {
+  std::string what;        // "package", "policy": for messages
+  std::string key_id;
+  int64_t signed_at = 0, expires_at = 0;
+};
+// The one verification every signed document goes through: trusted key,
+// signature over the exact bytes, validity period (with 5 minutes of clock skew).
+ExpectedVoid VerifySignedBytes(std::string_view bytes, std::string_view signature, const SignedClaims& claims,
+                               const std::vector<PublicKey>& trusted, int64_t now);
+
 // Sets key_id/signed_at/expires_at in m and returns the 64-byte signature over CanonicalJson(m).
 Expected<std::string> SignManifest(Manifest& m, const KeyPair& key, int64_t now, int64_t expires_at);
 

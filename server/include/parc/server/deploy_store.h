@@ -49,8 +49,8 @@ struct JobRecord {
   std::string id, deployment_id;
   int64_t seq = 0;
   std::string host_id;
-  std::string kind;  // install, remove, rollback
-  std::string package, version, sha256;
+  std::string kind;  // install, remove, rollback, policy
+  std::string package, version, sha256;  // policy jobs: the policy's name, version and baseline file
   uint64_t size = 0;
   std::string target_point;  // rollback jobs: the point to restore
   bool allow_downgrade = false;
@@ -58,6 +58,7 @@ struct JobRecord {
   uint32_t percent = 0;
   std::string message, output, point_id;
   int64_t created_at = 0, updated_at = 0;
+  std::string params;  // kind-specific JSON (policy: manifest, signature, mode, level)
 
   bool Terminal() const { return state == "succeeded" || state == "failed" || state == "canceled"; }
   bool InFlight() const { return !Terminal() && state != "pending"; }
