@@ -6,9 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <memory>
-#include <regex>
 #include <set>
 
 #include "kinds.h"
@@ -340,8 +341,10 @@ class Package final : public Check {
 Expected<CheckPtr> MakePackage(Fields& f) {
   auto name = f.String("name");
   if (!name) return Fail(name.error());
-  static const std::regex kName("[a-z0-9][a-z0-9+.-]+");
-  if (!std::regex_match(*name, kName))
+  // Debian policy 5.6.1: [a-z0-9][a-z0-9+.-]+
+  auto valid_char = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '.' || c == '-'; };
+  bool valid = name->size() >= 2 && std::all_of(name->begin(), name->end(), valid_char) && std::isalnum(static_cast<unsigned char>((*name)[0]));
+  if (!valid)
     return Fail(f.Bad("name", "'" + *name + "' is not a Debian package name ([a-z0-9][a-z0-9+.-]+)"));
   auto state = f.OneOf("state", {"installed", "absent"});
   if (!state) return Fail(state.error());

@@ -5,11 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <set>
 
 #include "kinds.h"
@@ -412,13 +413,27 @@ class Service final : public Check {
   Want want_;
 };
 
+// NAME[@INSTANCE].TYPE with systemd's unit name characters (\ for its escapes).
+bool ValidUnitName(const std::string& unit) {
+  static const char* const kTypes[] = {".service", ".socket", ".target", ".timer", ".path", ".mount",
+                                       ".automount", ".swap", ".slice", ".scope", ".device"};
+  const char* type = nullptr;
+  for (const char* t : kTypes)
+    if (unit.size() > std::strlen(t) && unit.ends_with(t)) type = t;
+  if (!type) return false;
+  std::string stem = unit.substr(0, unit.size() - std::strlen(type));
+  if (stem.empty() || stem[0] == '@' || std::count(stem.begin(), stem.end(), '@') > 1) return false;
+  for (char c : stem)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && std::string_view(":_.\\-@").find(c) == std::string_view::npos) return false;
+  return true;
+}
+
 }  // namespace
 
 Expected<CheckPtr> MakeService(Fields& f) {
   auto unit = f.String("unit");
   if (!unit) return Fail(unit.error());
-  static const std::regex kUnit(R"([A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target|timer|path|mount|automount|swap|slice|scope|device))");
-  if (!std::regex_match(*unit, kUnit))
+  if (!ValidUnitName(*unit))
     return Fail(f.Bad("unit", "'" + *unit + "' is not a systemd unit name (such as ctrl-alt-del.target or ssh.service)"));
   auto state = f.OneOf("state", {"enabled", "disabled", "masked"});
   if (!state) return Fail(state.error());
