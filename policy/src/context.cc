@@ -114,6 +114,13 @@ Expected<fs::path> Context::Resolve(std::string_view in_system_path, bool follow
   return out;
 }
 
+std::string Context::InSystem(const fs::path& host) const {
+  if (live_) return host.string();
+  std::string h = host.string(), r = root_.string();
+  if (h.size() <= r.size()) return "/";
+  return h.substr(r.size());
+}
+
 Expected<std::string> Context::Read(std::string_view in_system_path) const {
   auto host = Resolve(in_system_path);
   if (!host) return Fail(host.error());
@@ -190,13 +197,6 @@ void Context::Invalidate() {
 
 namespace {
 
-// In-system form of a resolved host path.
-std::string InSystem(const Context& ctx, const fs::path& host) {
-  if (ctx.live()) return host.string();
-  std::string h = host.string(), r = ctx.root().string();
-  if (h.size() == r.size()) return "/";
-  return h.substr(r.size());
-}
 
 }  // namespace
 
@@ -211,10 +211,10 @@ ExpectedVoid Change::WriteFile(const Context& ctx, std::string_view path, const 
     missing.push_back(d);
   }
   for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-    if (auto r = Record(InSystem(ctx, *it)); !r) return r;
+    if (auto r = Record(ctx.InSystem(*it)); !r) return r;
     if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST) return Fail(ErrnoError(errno, "cannot create " + it->string()));
   }
-  if (auto r = Record(InSystem(ctx, *host)); !r) return r;
+  if (auto r = Record(ctx.InSystem(*host)); !r) return r;
   struct stat st {};
   if (::lstat(host->c_str(), &st) == 0) return pkg::rootfs::ReplaceFileKeepingMeta(*host, content);
   if (auto r = WriteFileAtomic(*host, content, mode); !r) return r;
@@ -225,7 +225,7 @@ ExpectedVoid Change::WriteFile(const Context& ctx, std::string_view path, const 
 ExpectedVoid Change::Chmod(const Context& ctx, std::string_view path, unsigned mode) {
   auto host = ctx.Resolve(path);
   if (!host) return Fail(host.error());
-  if (auto r = Record(InSystem(ctx, *host)); !r) return r;
+  if (auto r = Record(ctx.InSystem(*host)); !r) return r;
   if (::chmod(host->c_str(), mode) != 0) return Fail(ErrnoError(errno, "cannot change the mode of " + host->string()));
   return {};
 }
@@ -233,7 +233,7 @@ ExpectedVoid Change::Chmod(const Context& ctx, std::string_view path, unsigned m
 ExpectedVoid Change::Chown(const Context& ctx, std::string_view path, uint32_t uid, uint32_t gid) {
   auto host = ctx.Resolve(path);
   if (!host) return Fail(host.error());
-  if (auto r = Record(InSystem(ctx, *host)); !r) return r;
+  if (auto r = Record(ctx.InSystem(*host)); !r) return r;
   if (::chown(host->c_str(), uid, gid) != 0) return Fail(ErrnoError(errno, "cannot change the owner of " + host->string()));
   return {};
 }
@@ -241,7 +241,7 @@ ExpectedVoid Change::Chown(const Context& ctx, std::string_view path, uint32_t u
 ExpectedVoid Change::Remove(const Context& ctx, std::string_view path) {
   auto host = ctx.Resolve(path, false);
   if (!host) return Fail(host.error());
-  if (auto r = Record(InSystem(ctx, *host)); !r) return r;
+  if (auto r = Record(ctx.InSystem(*host)); !r) return r;
   if (::unlink(host->c_str()) != 0 && errno != ENOENT) return Fail(ErrnoError(errno, "cannot remove " + host->string()));
   return {};
 }
@@ -249,7 +249,7 @@ ExpectedVoid Change::Remove(const Context& ctx, std::string_view path) {
 ExpectedVoid Change::Symlink(const Context& ctx, std::string_view path, const std::string& target) {
   auto host = ctx.Resolve(path, false);
   if (!host) return Fail(host.error());
-  if (auto r = Record(InSystem(ctx, *host)); !r) return r;
+  if (auto r = Record(ctx.InSystem(*host)); !r) return r;
   ::unlink(host->c_str());
   if (::symlink(target.c_str(), host->c_str()) != 0) return Fail(ErrnoError(errno, "cannot create the link " + host->string()));
   return {};

@@ -130,16 +130,36 @@ struct PointFile {
   std::vector<RuntimeValue> sysctls;
 };
 
+// point.json holds the point's metadata and runtime values, rewritten on
+// state changes; records.jsonl one recorded path per line, appended and
+// fsynced before that path is changed (a torn last line is a path that was
+// never changed). Appending keeps recording n paths O(n), not O(n^2).
+constexpr const char* kRecords = "records.jsonl";
+
 ExpectedVoid WritePointFile(const fs::path& dir, const PointFile& p) {
   nlohmann::json j = p.meta.ToJson();
-  j["path_records"] = nlohmann::json::array();
-  for (const auto& r : p.paths) j["path_records"].push_back(rootfs::PathRecordToJson(r));
   j["runtime_sysctls"] = nlohmann::json::array();
   for (const auto& s : p.sysctls) j["runtime_sysctls"].push_back({{"key", s.key}, {"previous", s.previous}});
   if (auto r = WriteFileAtomic(dir / "point.json", j.dump(1), 0600); !r) return r;
   std::error_code ec;
   if (fs::exists(dir / "data", ec))
     if (auto r = rootfs::FsyncPath(dir / "data"); !r) return r;
+  return rootfs::FsyncPath(dir);
+}
+
+ExpectedVoid AppendRecord(const fs::path& dir, const rootfs::PathRecord& r) {
+  std::string line = rootfs::PathRecordToJson(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  fs::path file = dir / kRecords;
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return Fail(ErrnoError(errno, "cannot open " + file.string()));
+  ssize_t n = ::write(fd, line.data(), line.size());
+  int err = errno;
+  bool synced = n == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+  if (!synced && n >= 0) err = errno ? errno : EIO;
+  ::close(fd);
+  if (!synced) return Fail(ErrnoError(err, "cannot record into " + file.string()));
+  // The data/ entry and a new records file must be durable too.
+  if (fs::exists(dir / "data")) (void)rootfs::FsyncPath(dir / "data");
   return rootfs::FsyncPath(dir);
 }
 
@@ -158,8 +178,24 @@ Expected<PointFile> ReadPointFile(const fs::path& dir) {
     p.meta.paths = j.at("paths").get<uint64_t>();
     p.meta.bytes = j.at("bytes").get<uint64_t>();
     p.meta.state = j.at("state").get<std::string>();
-    for (const auto& e : j.at("path_records")) p.paths.push_back(rootfs::PathRecordFromJson(e));
     for (const auto& e : j.at("runtime_sysctls")) p.sysctls.push_back({e.at("key").get<std::string>(), e.at("previous").get<std::string>()});
+    if (auto records = ReadFile(dir / kRecords)) {
+      size_t i = 0;
+      while (i < records->size()) {
+        size_t nl = records->find('\n', i);
+        if (nl == std::string::npos) break;  // torn by a crash: that path was never changed
+        p.paths.push_back(rootfs::PathRecordFromJson(nlohmann::json::parse(records->substr(i, nl - i))));
+        i = nl + 1;
+      }
+    }
+    p.meta.paths = p.paths.size();
+    p.meta.bytes = 0;
+    for (const auto& r : p.paths)
+      if (r.type == "file") {
+        std::error_code ec;
+        auto size = fs::file_size(dir / r.saved, ec);
+        if (!ec) p.meta.bytes += size;
+      }
     return p;
   } catch (const std::exception& e) {
     return Fail(Errc::kParse, "policy rollback point " + (dir / "point.json").string() + " is unreadable: " + e.what());
@@ -191,16 +227,20 @@ class Recorder final : public Change {
   Recorder(const Context& ctx, fs::path dir, PointFile& point) : ctx_(ctx), dir_(std::move(dir)), point_(point) {}
 
   ExpectedVoid Record(std::string_view in_system_path) override {
-    std::string path(in_system_path);
+    // Resolved here (links inside the root, the last one not followed), so a
+    // link in the path can never make the record or its restore land on the host.
+    auto host = ctx_.Resolve(in_system_path, false);
+    if (!host) return Fail(host.error());
+    std::string path = ctx_.InSystem(*host);
     if (recorded_.contains(path)) return {};
     if (auto d = EnsureDirectory(dir_ / "data", 0700); !d) return d;
-    fs::path host = UnderRoot(ctx_.root(), path);
-    auto rec = rootfs::RecordPath(host, path, false, dir_, point_.paths.size(), point_.meta.bytes);
+    auto rec = rootfs::RecordPath(*host, path, false, dir_, point_.paths.size(), point_.meta.bytes);
     if (!rec) return Fail(rec.error());
+    if (auto r = AppendRecord(dir_, *rec); !r) return r;
     point_.paths.push_back(std::move(*rec));
     point_.meta.paths = point_.paths.size();
     recorded_.insert(path);
-    return WritePointFile(dir_, point_);
+    return {};
   }
 
   ExpectedVoid RecordRuntimeSysctl(const std::string& key, const std::string& previous) override {

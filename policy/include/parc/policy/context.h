@@ -43,6 +43,8 @@ class Context {
   // chroot); a path or link that climbs above the root with ".." is refused.
   // follow_last=false leaves the last component unresolved (lstat, lchown).
   Expected<fs::path> Resolve(std::string_view in_system_path, bool follow_last = true) const;
+  // The in-system form ("/etc/x") of a host path inside the root.
+  std::string InSystem(const fs::path& host) const;
   // Resolve + read; kNotFound when absent.
   Expected<std::string> Read(std::string_view in_system_path) const;
   bool Exists(std::string_view in_system_path) const;
