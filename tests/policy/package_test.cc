@@ -25,6 +25,7 @@ std::string PkgRule(const std::string& name, const std::string& state, const std
 struct Deb {
   std::string name, version = "1.0", depends;
   std::string opt_file = "";  // an extra file under /opt (the hostile case)
+  std::string postrm = "";    // maintainer script run by the purge (chrooted into the root)
 };
 
 fs::path BuildDeb(const fs::path& work, const Deb& d) {
@@ -39,6 +40,10 @@ fs::path BuildDeb(const fs::path& work, const Deb& d) {
   test::WriteFile(tree / ("etc/" + d.name + ".conf"), "port = 23\n");
   test::WriteFile(tree / "DEBIAN/conffiles", "/etc/" + d.name + ".conf\n");
   if (!d.opt_file.empty()) test::WriteFile(tree / ("opt/" + d.opt_file), "packaged\n");
+  if (!d.postrm.empty()) {
+    test::WriteFile(tree / "DEBIAN/postrm", d.postrm);
+    ::chmod((tree / "DEBIAN/postrm").c_str(), 0755);
+  }
   fs::path out = work / (d.name + "_" + d.version + "_all.deb");
   auto r = test::Run({"dpkg-deb", "--root-owner-group", "--build", tree.string(), out.string()});
   INFO(r.err);
@@ -221,4 +226,52 @@ TEST_CASE("package: bad fields are parse errors naming the key", "[policy][packa
   CHECK_THAT(ParseError(PkgRule("telnetd", "removed")), Catch::Contains("pkg.toml:13:") && Catch::Contains("key 'state'"));
   CHECK_THAT(ParseError("[[rule]]\nid = \"pkg\"\ntitle = \"t\"\nanssi = \"R58\"\nlevel = \"minimal\"\nkind = \"package\"\nstate = \"absent\"\n"),
              Catch::Contains("key 'name'") && Catch::Contains("required"));
+}
+
+// dpkg runs maintainer scripts chrooted into the root: give it a /bin/sh
+// (the host's dash and the C library it needs).
+void AddShell(const test::PolicyRoot& r) {
+  for (const char* d : {"/bin", "/lib/x86_64-linux-gnu", "/lib64"}) fs::create_directories(r.Host(d));
+  fs::copy_file("/bin/dash", r.Host("/bin/dash"));
+  fs::copy_file("/lib/x86_64-linux-gnu/libc.so.6", r.Host("/lib/x86_64-linux-gnu/libc.so.6"));
+  fs::copy_file("/lib64/ld-linux-x86-64.so.2", r.Host("/lib64/ld-linux-x86-64.so.2"));
+  fs::create_symlink("dash", r.Host("/bin/sh"));
+}
+
+TEST_CASE("package absent: what its maintainer scripts change (alternatives, rc links, accounts) comes back too",
+          "[policy][package]") {
+  test::PolicyRoot r;
+  test::TempDir work("parc-debs");
+  PrepareDpkg(r);
+  AddShell(r);
+  // On purge, as update-alternatives --remove, update-rc.d remove and deluser would (with shell builtins only).
+  Install(r, BuildDeb(work.path(), {kPkg, "1.0", "", "",
+                                    "#!/bin/sh\nif [ \"$1\" = purge ]; then\n"
+                                    "  echo > /var/lib/dpkg/alternatives/telnet\n"
+                                    "  echo removed > /etc/rc2.d/K01parc-test-telnetd\n"
+                                    "  echo 'telnetd:x:107:65534::/nonexistent:/usr/sbin/nologin' > /etc/passwd\n"
+                                    "fi\n"}));
+  // What its postinst registered.
+  r.Write("/var/lib/dpkg/alternatives/telnet", std::string("auto\n/usr/bin/telnet\n\n/usr/sbin/") + kPkg + "\n100\n\n");
+  fs::create_directories(r.Host("/etc/alternatives"));
+  fs::create_directories(r.Host("/usr/bin"));
+  fs::create_symlink(std::string("/usr/sbin/") + kPkg, r.Host("/etc/alternatives/telnet"));
+  fs::create_symlink("/etc/alternatives/telnet", r.Host("/usr/bin/telnet"));
+  r.Write("/etc/rc2.d/K01parc-test-telnetd", "rc link\n");
+  r.Write("/etc/passwd", r.Read("/etc/passwd") + "telnetd:x:107:65534::/nonexistent:/usr/sbin/nologin\n");
+  auto b = test::MakeBaseline(PkgRule(kPkg, "absent"));
+
+  auto before = pkg::testing::Snapshot(r.root());
+  auto applied = test::ApplyAll(b, r);
+  REQUIRE_FALSE(applied.point.id.empty());
+  REQUIRE(applied.after.rules[0].status == policy::Status::kPass);
+  CHECK(r.Read("/etc/rc2.d/K01parc-test-telnetd") == "removed\n");  // the script did run
+  auto engine = policy::Engine::Open(r.root(), r.state());
+  REQUIRE(engine);
+  auto rb = (*engine)->Rollback(applied.point.id);
+  if (!rb) FAIL(rb.error().message());
+  std::string diff = pkg::testing::DiffTrees(before, pkg::testing::Snapshot(r.root()));
+  INFO(diff);
+  CHECK(diff.empty());
+  CHECK(StatusOf(r, kPkg) == "install ok installed");
 }

@@ -225,8 +225,8 @@ class Package final : public Check {
     if (step.exit_code != 0)
       return Fail(Errc::kIo, what + " failed (exit " + std::to_string(step.exit_code) + "): " + rootfs::LastLines(step.output, 8));
     if (touched->has_scripts)
-      change.Note(name_ + ": its maintainer scripts (prerm/postrm) ran; what they changed outside the package's files "
-                          "and dpkg's database is not put back by a rollback");
+      change.Note(name_ + ": its maintainer scripts (prerm/postrm) ran; alternatives, init and systemd links, ucf and "
+                          "account files were recorded for a rollback, anything else they changed is not");
     return {};
   }
 
@@ -325,11 +325,62 @@ class Package final : public Check {
           if (auto r = add(dir + "/" + n); !r) return Fail(r.error());
       }
     }
+    if (has_scripts)
+      if (auto r = AddScriptPlaces(ctx, add); !r) return Fail(r.error());
     // The target's dpkg.log (offline roots: an image keeps no trace of a rolled-back
     // change). On the live system the log is history and is left as dpkg wrote it.
     if (!ctx.live() && ctx.Exists("/var/log"))
       if (auto r = add("/var/log/dpkg.log"); !r) return Fail(r.error());
     return Touched{std::vector<std::string>(out.begin(), out.end()), has_scripts};
+  }
+
+  // What Debian maintainer scripts change outside the package's own files on
+  // purge, recorded so that a rollback gives back a working package:
+  // update-alternatives (its database, /etc/alternatives and the links it
+  // manages, e.g. /usr/bin/telnet), update-rc.d (/etc/rc?.d links),
+  // deb-systemd-helper (.wants links and its state), ucf, and deluser/delgroup
+  // (the account files).
+  template <typename Add>
+  ExpectedVoid AddScriptPlaces(const Context& ctx, Add& add) const {
+    auto add_dir_entries = [&](const std::string& dir) -> ExpectedVoid {
+      for (const auto& n : ListDir(ctx, dir))
+        if (auto r = add(dir + "/" + n); !r) return r;
+      return {};
+    };
+    const std::string alt_db = std::string(kAdmin) + "/alternatives";
+    for (const auto& name : ListDir(ctx, alt_db)) {
+      if (auto r = add(alt_db + "/" + name); !r) return r;
+      if (auto r = add("/etc/alternatives/" + name); !r) return r;
+      auto text = ctx.Read(alt_db + "/" + name);
+      if (!text) continue;
+      // Line 1 auto|manual, line 2 the master link, then slave name / slave link pairs up to an empty line.
+      auto lines = Lines(*text);
+      if (lines.size() >= 2 && !lines[1].empty() && lines[1][0] == '/')
+        if (auto r = add(lines[1]); !r) return r;
+      for (size_t i = 2; i + 1 < lines.size() && !lines[i].empty(); i += 2) {
+        if (lines[i].find('/') != std::string::npos) break;  // not a slave name: malformed, stop
+        if (auto r = add("/etc/alternatives/" + lines[i]); !r) return r;
+        if (!lines[i + 1].empty() && lines[i + 1][0] == '/')
+          if (auto r = add(lines[i + 1]); !r) return r;
+      }
+    }
+    for (const char* rc : {"/etc/rc0.d", "/etc/rc1.d", "/etc/rc2.d", "/etc/rc3.d", "/etc/rc4.d", "/etc/rc5.d", "/etc/rc6.d",
+                           "/etc/rcS.d"})
+      if (auto r = add_dir_entries(rc); !r) return r;
+    for (const auto& wants : ListDir(ctx, "/etc/systemd/system"))
+      if (wants.ends_with(".wants") || wants.ends_with(".requires"))
+        if (auto r = add_dir_entries("/etc/systemd/system/" + wants); !r) return r;
+    for (const char* dir : {"/var/lib/systemd/deb-systemd-helper-enabled", "/var/lib/systemd/deb-systemd-helper-masked",
+                            "/var/lib/ucf"}) {
+      if (auto r = add_dir_entries(dir); !r) return r;
+      for (const auto& sub : ListDir(ctx, dir))
+        if (sub.ends_with(".wants") || sub.ends_with(".requires") || sub == "cache")
+          if (auto r = add_dir_entries(std::string(dir) + "/" + sub); !r) return r;
+    }
+    for (const char* f : {"/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/subuid", "/etc/subgid"})
+      if (ctx.Exists(f))
+        if (auto r = add(f); !r) return r;
+    return {};
   }
 
   std::string name_;
