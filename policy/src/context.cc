@@ -3,7 +3,7 @@
 #include "parc/policy/context.h"
 
 #include <fcntl.h>
-#include <glob.h>
+#include <fnmatch.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -136,24 +136,68 @@ bool Context::Exists(std::string_view in_system_path) const {
   return ::stat(host->c_str(), &st) == 0;
 }
 
-std::vector<std::string> Context::Glob(std::string_view pattern) const {
-  std::vector<std::string> out;
-  if (pattern.find_first_of("*?[") == std::string_view::npos) {
-    if (Exists(pattern)) out.emplace_back(pattern);
-    return out;
+namespace {
+
+bool HasWildcard(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
+
+std::string JoinPath(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
+
+// Whether an in-system path is a directory once resolved inside the root.
+Expected<bool> IsDirInRoot(const Context& ctx, const std::string& path) {
+  auto host = ctx.Resolve(path);
+  if (!host) return Fail(host.error());
+  struct stat st {};
+  return ::stat(host->c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+Expected<std::vector<std::string>> Context::Glob(std::string_view pattern) const {
+  const Context& ctx = *this;
+  if (pattern.empty() || pattern[0] != '/') return Fail(Errc::kInvalidArgument, "'" + std::string(pattern) + "' is not an absolute path");
+  std::vector<std::string> comps;
+  for (size_t i = 1; i <= pattern.size();) {
+    size_t j = pattern.find('/', i);
+    if (j == std::string_view::npos) j = pattern.size();
+    if (j > i) comps.emplace_back(pattern.substr(i, j - i));
+    i = j + 1;
   }
-  std::string prefix = live_ ? "" : root_.string();
-  std::string full = prefix + std::string(pattern);
-  glob_t g{};
-  if (::glob(full.c_str(), GLOB_NOSORT, nullptr, &g) == 0) {
-    for (size_t i = 0; i < g.gl_pathc; ++i) {
-      std::string p = g.gl_pathv[i];
-      if (p.size() >= prefix.size() && p.compare(0, prefix.size(), prefix) == 0) out.push_back(p.substr(prefix.size()));
+  std::vector<std::string> current = {"/"};
+  for (size_t c = 0; c < comps.size(); ++c) {
+    const bool last = c + 1 == comps.size();
+    std::vector<std::string> next;
+    for (const auto& prefix : current) {
+      std::vector<std::string> candidates;
+      if (!HasWildcard(comps[c])) {
+        candidates.push_back(JoinPath(prefix, comps[c]));
+      } else {
+        auto dir = ctx.Resolve(prefix);
+        if (!dir) return Fail(dir.error());
+        std::error_code ec;
+        for (fs::directory_iterator it(*dir, ec), end; !ec && it != end; it.increment(ec)) {
+          std::string name = it->path().filename().string();
+          if (::fnmatch(comps[c].c_str(), name.c_str(), FNM_PERIOD) == 0) candidates.push_back(JoinPath(prefix, name));
+        }
+      }
+      for (auto& cand : candidates) {
+        if (last) {
+          auto host = ctx.Resolve(cand, false);
+          if (!host) return Fail(host.error());
+          struct stat st {};
+          if (::lstat(host->c_str(), &st) == 0) next.push_back(std::move(cand));
+        } else {
+          auto dir = IsDirInRoot(ctx, cand);
+          if (!dir) return Fail(dir.error());
+          if (*dir) next.push_back(std::move(cand));
+        }
+      }
     }
+    current = std::move(next);
   }
-  ::globfree(&g);
-  std::sort(out.begin(), out.end());
-  return out;
+  if (comps.empty()) return current;
+  std::sort(current.begin(), current.end());
+  current.erase(std::unique(current.begin(), current.end()), current.end());
+  return current;
 }
 
 const pkg::rootfs::Accounts& Context::accounts() const {

@@ -87,6 +87,9 @@ RuleResult Evaluate(const Rule& rule, const Context& ctx) {
                                              (ctx.os().windows ? std::string("windows") : ctx.os().id + " " + ctx.os().version_id)};
   } else if (!rule.when_package.empty() && !ctx.PackageInstalled(rule.when_package)) {
     f = {Status::kNotApplicable, "", "", "package " + rule.when_package + " is not installed"};
+  } else if (auto when = rule.when_path.empty() ? Expected<fs::path>() : ctx.Resolve(rule.when_path); !when) {
+    // A link climbing above the root is hostile, not "absent".
+    f = {Status::kError, "", "", when.error().message()};
   } else if (!rule.when_path.empty() && !ctx.Exists(rule.when_path)) {
     f = {Status::kNotApplicable, "", "", rule.when_path + " does not exist"};
   } else {

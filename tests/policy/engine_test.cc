@@ -90,6 +90,12 @@ value = "1"
   rep = policy::CheckBaseline(b, r.root(), s);
   CHECK(rep.rules[1].status == policy::Status::kFail);
   CHECK(rep.rules[2].status == policy::Status::kFail);
+  // A when_path reached through a link climbing above the root is hostile: an error, not "absent".
+  std::filesystem::remove_all(r.Host("/etc/default"));
+  std::filesystem::create_symlink("../../../../../../../../etc", r.Host("/etc/default"));
+  rep = policy::CheckBaseline(b, r.root(), s);
+  CHECK(rep.rules[2].status == policy::Status::kError);
+  CHECK_THAT(rep.rules[2].message, Catch::Contains("climbs above the root"));
 }
 
 TEST_CASE("a remediation that fails midway is rolled back and names the rule", "[policy]") {

@@ -175,7 +175,7 @@ struct Found {
 
 // Every parsable rule line, in augenrules order ("ls -v" of rules.d).
 Expected<std::vector<Found>> ReadRules(const Context& ctx) {
-  auto files = GlobInRoot(ctx, kRulesGlob);
+  auto files = ctx.Glob(kRulesGlob);
   if (!files) return Fail(files.error());
   std::sort(files->begin(), files->end(), [](const std::string& a, const std::string& b) { return ::strverscmp(a.c_str(), b.c_str()) < 0; });
   std::vector<Found> out;

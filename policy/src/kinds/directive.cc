@@ -219,7 +219,7 @@ void ScanSshdFile(const Context& ctx, const Spec& spec, const std::string& file,
           scan.dropin_decided = true;
           scan.dropin_first = std::none_of(scan.settings.begin(), scan.settings.end(), [](const Setting& s) { return s.global; });
         }
-        auto files = GlobInRoot(ctx, pattern);
+        auto files = ctx.Glob(pattern);
         if (!files) {
           scan.error = file + ":" + std::to_string(n + 1) + ": Include " + arg + ": " + files.error().message();
           return;
@@ -429,7 +429,7 @@ void ScanSudoersDir(const Context& ctx, const Spec& spec, const std::string& dir
     return;
   }
   scan.include_dirs.push_back(dir);
-  auto entries = GlobInRoot(ctx, (dir == "/" ? "" : dir) + "/*");
+  auto entries = ctx.Glob((dir == "/" ? "" : dir) + "/*");
   if (!entries) {
     scan.error = "@includedir " + dir + ": " + entries.error().message();
     return;
@@ -548,7 +548,7 @@ class Directive final : public Check {
       case Syntax::kEquals: {
         // libpwquality reads <file>.d/*.conf first and the main file last.
         if (!s_.dropins.empty()) {
-          auto files = GlobInRoot(ctx, s_.dropins);
+          auto files = ctx.Glob(s_.dropins);
           if (!files) {
             scan.error = "drop-ins " + s_.dropins + ": " + files.error().message();
             return scan;

@@ -256,7 +256,7 @@ Expected<FileTexts> ReadFiles(const Context& ctx) {
   auto main = ctx.Read(kGrub);
   if (!main) return Fail(main.error().WithContext("cannot read " + std::string(kGrub)));
   out.emplace_back(kGrub, *main);
-  auto cfgs = GlobInRoot(ctx, kGrubD);
+  auto cfgs = ctx.Glob(kGrubD);
   if (!cfgs) return Fail(cfgs.error().WithContext(kGrubD));
   for (const auto& f : *cfgs) {
     auto text = ctx.Read(f);

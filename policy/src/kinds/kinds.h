@@ -37,13 +37,9 @@ std::string CollapseSpaces(std::string_view s);   // trims and turns runs of bla
 std::vector<std::string> SplitWords(std::string_view s);
 std::vector<std::string> Lines(std::string_view text);
 
-// Root-confined glob for includes and drop-in directories (libc glob() on
-// <root>/pattern would list a symlinked directory where it points on the
-// host). Expands *, ?, [..] in any component to in-system paths sorted by
-// strcmp; every directory on the way goes through ctx.Resolve, and a path
-// climbing above the root is an error. Wildcards do not match a leading '.';
-// the last component may be a dangling symlink, as with glob(3).
-Expected<std::vector<std::string>> GlobInRoot(const Context& ctx, std::string_view pattern);
+// Entry names of an in-system directory resolved inside the root, sorted; empty when absent.
+std::vector<std::string> ListDir(const Context& ctx, const std::string& dir);
+
 // Lines joined with "\n" after each one (the form Lines() reads back).
 std::string JoinLines(const std::vector<std::string>& lines);
 

@@ -72,12 +72,6 @@ std::vector<Instance> Instances(const std::string& status_text, const std::strin
   return out;
 }
 
-std::string InSystem(const Context& ctx, const fs::path& host) {
-  if (ctx.live()) return host.string();
-  std::string h = host.string(), r = ctx.root().string();
-  return h.size() <= r.size() ? "/" : h.substr(r.size());
-}
-
 std::vector<std::string> Components(std::string_view p) {
   std::vector<std::string> out;
   size_t i = 0;
@@ -121,7 +115,7 @@ ExpectedVoid KernelStaysInRoot(const Context& ctx, const std::string& path) {
     if (n < 0) return Fail(ErrnoError(errno, "cannot read link " + host.string()));
     target.resize(static_cast<size_t>(n));
     if (!target.empty() && target[0] == '/')
-      return Fail(Errc::kPermissionDenied, "the link " + InSystem(ctx, host) + " -> " + target + " (on the way to " + path +
+      return Fail(Errc::kPermissionDenied, "the link " + ctx.InSystem(host) + " -> " + target + " (on the way to " + path +
                                                ") is absolute: dpkg --root would follow it to the host's " + target +
                                                "; refused");
     done.pop_back();
@@ -137,21 +131,6 @@ std::string FindDpkg() {
     if (::access(p.c_str(), X_OK) == 0) return p;
   }
   return "";
-}
-
-// Entry names of an in-system directory (resolved in the root); empty when absent.
-std::vector<std::string> ListDir(const Context& ctx, const std::string& dir) {
-  std::vector<std::string> out;
-  auto host = ctx.Resolve(dir);
-  if (!host) return out;
-  DirPtr d(::opendir(host->c_str()));
-  if (!d) return out;
-  while (const dirent* e = ::readdir(d.get())) {
-    std::string_view n = e->d_name;
-    if (n != "." && n != "..") out.emplace_back(n);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 class Package final : public Check {
@@ -277,7 +256,7 @@ class Package final : public Check {
       if (auto k = KernelStaysInRoot(ctx, p); !k) return k;
       auto host = ctx.Resolve(p, false);
       if (!host) return Fail(host.error());
-      std::string canon = InSystem(ctx, *host);
+      std::string canon = ctx.InSystem(*host);
       if (canon != "/") out.insert(canon);
       return {};
     };

@@ -1,7 +1,6 @@
 // permissions: owner, group and maximum mode of paths (globs allowed),
 // optionally of everything below them.
 #include <dirent.h>
-#include <fnmatch.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -26,13 +25,6 @@ struct DirCloser {
 };
 using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
-// The in-system form of a host path that Context::Resolve returned.
-std::string InSystem(const Context& ctx, const fs::path& host) {
-  if (ctx.live()) return host.string();
-  std::string h = host.string(), r = ctx.root().string();
-  return h.size() <= r.size() ? "/" : h.substr(r.size());
-}
-
 std::string Octal(unsigned mode) {
   char buf[8];
   std::snprintf(buf, sizeof buf, "%04o", mode & 07777);
@@ -43,53 +35,6 @@ std::string NameOf(const std::map<std::string, uint32_t>& ids, uint32_t id) {
   for (const auto& [name, v] : ids)
     if (v == id) return name;
   return std::to_string(id);
-}
-
-bool HasGlob(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
-
-std::vector<std::string> Components(const std::string& p) {
-  std::vector<std::string> out;
-  size_t i = 1;
-  while (i <= p.size()) {
-    size_t j = p.find('/', i);
-    if (j == std::string::npos) j = p.size();
-    if (j > i) out.push_back(p.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
-// Expands a pattern inside the root. Each directory is resolved with
-// Context::Resolve before it is listed, so that a link in the root never takes
-// the expansion to the host (glob(3) on <root>/pattern would follow an
-// absolute link to the host's own directory). Results are in-system paths as
-// spelled by the pattern, not yet resolved; a directory whose links climb above
-// the root is an error, not an empty match.
-Expected<std::vector<std::string>> ExpandInRoot(const Context& ctx, const std::string& pattern) {
-  std::vector<std::string> current{""};
-  for (const auto& comp : Components(pattern)) {
-    std::vector<std::string> next;
-    for (const auto& base : current) {
-      if (!HasGlob(comp)) {
-        next.push_back(base + "/" + comp);
-        continue;
-      }
-      auto dir = ctx.Resolve(base.empty() ? "/" : base);
-      if (!dir) return Fail(dir.error());
-      DirPtr d(::opendir(dir->c_str()));
-      if (!d) continue;
-      std::vector<std::string> names;
-      while (const dirent* e = ::readdir(d.get())) {
-        std::string_view n = e->d_name;
-        if (n == "." || n == "..") continue;
-        if (::fnmatch(comp.c_str(), e->d_name, FNM_PERIOD) == 0) names.emplace_back(n);
-      }
-      std::sort(names.begin(), names.end());
-      for (const auto& n : names) next.push_back(base + "/" + n);
-    }
-    current = std::move(next);
-  }
-  return current;
 }
 
 struct Entry {
@@ -182,14 +127,14 @@ class Permissions final : public Check {
   Expected<std::vector<Entry>> Collect(const Context& ctx) const {
     std::map<std::string, Entry> found;
     for (const auto& pattern : paths_) {
-      auto matches = ExpandInRoot(ctx, pattern);
+      auto matches = ctx.Glob(pattern);
       if (!matches) return Fail(matches.error());
       for (const auto& p : *matches) {
         auto host = ctx.Resolve(p);
         if (!host) return Fail(host.error());
         struct stat st {};
         if (::lstat(host->c_str(), &st) != 0) continue;  // absent, or a dangling link
-        std::string canon = InSystem(ctx, *host);
+        std::string canon = ctx.InSystem(*host);
         if (Wanted(st)) found.emplace(canon, Entry{canon, st});
         if (recursive_ && S_ISDIR(st.st_mode)) Descend(*host, canon, found);
       }

@@ -32,12 +32,6 @@ struct DirCloser {
 };
 using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
-std::string InSystem(const Context& ctx, const fs::path& host) {
-  if (ctx.live()) return host.string();
-  std::string h = host.string(), r = ctx.root().string();
-  return h.size() <= r.size() ? "/" : h.substr(r.size());
-}
-
 std::string Basename(const std::string& p) { return p.substr(p.rfind('/') + 1); }
 
 std::optional<std::string> ReadLinkAt(const Context& ctx, const std::string& path) {
@@ -56,20 +50,6 @@ std::optional<std::string> ReadLinkAt(const Context& ctx, const std::string& pat
 bool LstatAt(const Context& ctx, const std::string& path, struct stat& st) {
   auto host = ctx.Resolve(path, false);
   return host && ::lstat(host->c_str(), &st) == 0;
-}
-
-std::vector<std::string> ListDir(const Context& ctx, const std::string& dir) {
-  std::vector<std::string> out;
-  auto host = ctx.Resolve(dir);
-  if (!host) return out;
-  DirPtr d(::opendir(host->c_str()));
-  if (!d) return out;
-  while (const dirent* e = ::readdir(d.get())) {
-    std::string_view n = e->d_name;
-    if (n != "." && n != "..") out.emplace_back(n);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 struct Install {
@@ -381,7 +361,7 @@ class Service final : public Check {
       if (!ListDir(ctx, d).empty()) continue;
       auto host = ctx.Resolve(d, false);
       if (!host) return Fail(host.error());
-      if (auto r = change.Record(InSystem(ctx, *host)); !r) return r;
+      if (auto r = change.Record(ctx.InSystem(*host)); !r) return r;
       if (::rmdir(host->c_str()) != 0 && errno != ENOENT) return Fail(ErrnoError(errno, "cannot remove " + host->string()));
     }
     return {};
@@ -396,13 +376,13 @@ class Service final : public Check {
     for (fs::path d = *host; d != ctx.root() && d != d.root_path(); d = d.parent_path()) {
       struct stat st {};
       if (::stat(d.c_str(), &st) == 0) {
-        if (!S_ISDIR(st.st_mode)) return Fail(Errc::kFailedPrecondition, InSystem(ctx, d) + " exists and is not a directory");
+        if (!S_ISDIR(st.st_mode)) return Fail(Errc::kFailedPrecondition, ctx.InSystem(d) + " exists and is not a directory");
         break;
       }
       missing.push_back(d);
     }
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-      if (auto r = change.Record(InSystem(ctx, *it)); !r) return r;
+      if (auto r = change.Record(ctx.InSystem(*it)); !r) return r;
       if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST) return Fail(ErrnoError(errno, "cannot create " + it->string()));
       if (::chmod(it->c_str(), 0755) != 0) return Fail(ErrnoError(errno, "cannot set the mode of " + it->string()));
     }

@@ -22,11 +22,14 @@ struct Assignment {
 std::vector<std::string> ConfigFiles(const Context& ctx) {
   static const char* kDirs[] = {"/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"};
   std::map<std::string, std::string> by_name;  // file name -> first (highest priority) path
-  for (const char* dir : kDirs)
-    for (const auto& p : ctx.Glob(std::string(dir) + "/*.conf")) {
+  for (const char* dir : kDirs) {
+    auto files = ctx.Glob(std::string(dir) + "/*.conf");
+    if (!files) continue;  // a sysctl.d linked above the root is not read
+    for (const auto& p : *files) {
       std::string name = p.substr(p.rfind('/') + 1);
       by_name.emplace(name, p);
     }
+  }
   std::vector<std::string> out;
   for (const auto& [name, path] : by_name) out.push_back(path);
   if (ctx.Exists("/etc/sysctl.conf")) out.push_back("/etc/sysctl.conf");

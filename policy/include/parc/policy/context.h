@@ -48,8 +48,11 @@ class Context {
   // Resolve + read; kNotFound when absent.
   Expected<std::string> Read(std::string_view in_system_path) const;
   bool Exists(std::string_view in_system_path) const;
-  // Expands a glob (*, ?, [..] in any component) to existing in-system paths, sorted.
-  std::vector<std::string> Glob(std::string_view pattern) const;
+  // Expands a glob (*, ?, [..] in any component; `*` does not match a leading
+  // dot) to existing in-system paths, sorted. Each directory is listed after
+  // Resolve, so a link in the root never makes it list the host's directories
+  // (glob(3) on <root>/pattern would); a directory linked above the root is an error.
+  Expected<std::vector<std::string>> Glob(std::string_view pattern) const;
 
   // The root's own accounts (/etc/passwd, /etc/group).
   const pkg::rootfs::Accounts& accounts() const;
