@@ -12,9 +12,9 @@ BUILD_PACKAGES=(
   catch2
 )
 # Used by the tests as independent sources and peers.
-TEST_PACKAGES=(dpkg iproute2 openssl sqlite3 procps tar zstd jq)
+TEST_PACKAGES=(dpkg iproute2 openssl sqlite3 procps tar zstd jq debootstrap)
 # Only for the benchmarks (tests/bench).
-BENCH_PACKAGES=(fusioninventory-agent nginx-light curl)
+BENCH_PACKAGES=(fusioninventory-agent nginx-light curl casync)
 
 want=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
 if [[ "${1:-}" == "--bench" ]]; then want+=("${BENCH_PACKAGES[@]}"); fi

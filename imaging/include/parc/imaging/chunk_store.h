@@ -1,0 +1,120 @@
+// Chunks and where they live. A chunk is stored as one zstd frame and named
+// by the SHA-256 of those stored bytes, exactly as the server's content store
+// names every object (<dir>/objects/ab/<sha256>), so the content store verifies
+// chunk uploads unchanged and any dumb mirror can serve them. The index also
+// carries the SHA-256 of the plain bytes: that is what seeding from existing
+// content matches on, and what every decoded chunk is checked against.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "parc/common/error.h"
+
+namespace parc::imaging {
+
+struct Digest {
+  std::array<uint8_t, 32> bytes{};
+  std::string Hex() const;
+  static Expected<Digest> FromHex(std::string_view hex);  // 64 lower-case hex characters
+  static Digest Of(std::string_view data);                 // SHA-256
+  auto operator<=>(const Digest&) const = default;
+};
+struct DigestHash {
+  size_t operator()(const Digest& d) const noexcept {
+    size_t h;
+    static_assert(sizeof h <= sizeof d.bytes);
+    __builtin_memcpy(&h, d.bytes.data(), sizeof h);  // already uniformly distributed
+    return h;
+  }
+};
+
+// One chunk as an index names it.
+struct ChunkRef {
+  Digest object;             // SHA-256 of the stored (zstd) bytes: the store address
+  Digest sha256;             // SHA-256 of the plain bytes
+  uint32_t size = 0;         // plain bytes
+  uint32_t stored_size = 0;  // stored bytes
+  bool operator==(const ChunkRef&) const = default;
+};
+
+// Compresses a chunk as one zstd frame (content size recorded, no checksum:
+// the digests are the check) and fills ref.
+Expected<std::string> EncodeChunk(std::string_view plain, int zstd_level, ChunkRef& ref);
+// The only way stored bytes become plain bytes: checks the stored digest and
+// size, decompresses into exactly ref.size bytes, checks the plain digest.
+// A mismatch is Errc::kCrypto naming the chunk.
+Expected<std::string> DecodeChunk(const ChunkRef& ref, std::string_view stored);
+// Largest stored size a chunk of `plain_size` bytes may have.
+uint64_t MaxStoredSize(uint64_t plain_size);
+
+// get/put/has by stored digest. Implementations are safe to call from several
+// threads at once.
+class ChunkStore {
+ public:
+  virtual ~ChunkStore() = default;
+  virtual bool Has(const Digest& object) const = 0;
+  // The stored bytes as kept (callers verify them with DecodeChunk);
+  // Errc::kNotFound when absent.
+  virtual Expected<std::string> Get(const Digest& object) const = 0;
+  // Keeps stored bytes under their digest; refuses bytes that do not hash to
+  // `object` (Errc::kCrypto). Putting an object already present does nothing.
+  virtual ExpectedVoid Put(const Digest& object, std::string_view stored) = 0;
+  // Drops an object (a corrupt one found by a reader); absent is fine.
+  virtual ExpectedVoid Remove(const Digest& object) = 0;
+  // Makes every object Put so far durable (one filesystem sync, not one
+  // fsync per object).
+  virtual ExpectedVoid Sync() = 0;
+};
+
+// The content store layout in a directory: <dir>/objects/ab/<sha256>, writes
+// through <dir>/incoming/ and a rename. Pointing it at the server's content
+// directory reads and writes the server's objects.
+class DirChunkStore final : public ChunkStore {
+ public:
+  static Expected<std::unique_ptr<DirChunkStore>> Open(const std::filesystem::path& dir);
+  std::filesystem::path ObjectPath(const Digest& object) const;
+  const std::filesystem::path& dir() const { return dir_; }
+
+  bool Has(const Digest& object) const override;
+  Expected<std::string> Get(const Digest& object) const override;
+  ExpectedVoid Put(const Digest& object, std::string_view stored) override;
+  ExpectedVoid Remove(const Digest& object) override;
+  ExpectedVoid Sync() override;
+
+ private:
+  explicit DirChunkStore(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  std::filesystem::path dir_;
+};
+
+// Where missing chunks come from: the agent implements it over
+// AgentService.GetContent (digest + offset). Called from several threads at
+// once (DeployOptions::fetch_parallelism).
+class ChunkFetcher {
+ public:
+  virtual ~ChunkFetcher() = default;
+  // Streams the stored bytes of ref.object from `offset` to its end into
+  // `sink`, in pieces of any size. Errc::kUnavailable means "try again": the
+  // caller retries from the bytes it already has. The caller verifies.
+  virtual ExpectedVoid Fetch(const ChunkRef& ref, uint64_t offset,
+                             const std::function<ExpectedVoid(std::string_view)>& sink) = 0;
+};
+
+// A fetcher reading another store: a mirror directory, a USB stick, the
+// server's content directory in tests.
+class StoreFetcher final : public ChunkFetcher {
+ public:
+  explicit StoreFetcher(const ChunkStore& source) : source_(source) {}
+  ExpectedVoid Fetch(const ChunkRef& ref, uint64_t offset,
+                     const std::function<ExpectedVoid(std::string_view)>& sink) override;
+
+ private:
+  const ChunkStore& source_;
+};
+
+}  // namespace parc::imaging

@@ -1,0 +1,55 @@
+#include "fetch.h"
+
+#include <algorithm>
+
+namespace parc::imaging::internal {
+
+namespace {
+std::string Short(const Digest& d) { return d.Hex().substr(0, 16); }
+}  // namespace
+
+Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, unsigned attempts) {
+  std::string data;
+  data.reserve(ref.stored_size);
+  Error last;
+  for (unsigned attempt = 0; attempt < std::max(1u, attempts); ++attempt) {
+    auto r = fetcher.Fetch(ref, data.size(), [&](std::string_view piece) -> ExpectedVoid {
+      if (data.size() + piece.size() > ref.stored_size)
+        return Fail(Errc::kCrypto, "chunk " + Short(ref.object) + " is longer than its index says: refused");
+      data.append(piece);
+      return {};
+    });
+    if (r) {
+      if (data.size() != ref.stored_size || Digest::Of(data) != ref.object)
+        return Fail(Errc::kCrypto, "chunk " + Short(ref.object) + " does not match its digest (altered or truncated): refused");
+      return data;
+    }
+    last = r.error();
+    if (!last.Is(Errc::kUnavailable)) break;
+  }
+  return Fail(last.WithContext("fetching chunk " + Short(ref.object)));
+}
+
+Expected<std::string> ReadChunk(const ChunkRef& ref, ChunkStore& cache, ChunkFetcher* fetcher, unsigned attempts,
+                                bool* fetched) {
+  if (fetched) *fetched = false;
+  auto stored = cache.Get(ref.object);
+  if (stored) {
+    auto plain = DecodeChunk(ref, *stored);
+    if (plain) return plain;
+    if (!plain.error().Is(Errc::kCrypto)) return plain;
+    (void)cache.Remove(ref.object);  // corrupt local copy: fetch it again
+  } else if (!stored.error().Is(Errc::kNotFound)) {
+    return Fail(stored.error());
+  }
+  if (!fetcher) return Fail(Errc::kNotFound, "chunk " + Short(ref.object) + " is not in the cache and there is no source");
+  auto got = FetchStored(ref, *fetcher, attempts);
+  if (!got) return Fail(got.error());
+  auto plain = DecodeChunk(ref, *got);
+  if (!plain) return plain;
+  if (auto p = cache.Put(ref.object, *got); !p) return Fail(p.error());
+  if (fetched) *fetched = true;
+  return plain;
+}
+
+}  // namespace parc::imaging::internal

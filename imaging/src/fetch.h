@@ -1,0 +1,20 @@
+// Getting the stored bytes of one chunk from a fetcher: resumes from the
+// bytes already received when the fetcher reports a transient error, never
+// accepts more bytes than the index declares, and verifies before returning.
+#pragma once
+
+#include <string>
+
+#include "parc/imaging/chunk_store.h"
+
+namespace parc::imaging::internal {
+
+// Stored bytes of ref, verified against ref.object (not decompressed).
+Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, unsigned attempts);
+
+// Plain bytes of ref: from the cache if it holds a good copy (a corrupt one is
+// removed), else from the fetcher (kept in the cache). fetcher may be null.
+Expected<std::string> ReadChunk(const ChunkRef& ref, ChunkStore& cache, ChunkFetcher* fetcher, unsigned attempts,
+                                bool* fetched = nullptr);
+
+}  // namespace parc::imaging::internal

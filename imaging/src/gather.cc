@@ -1,0 +1,112 @@
+#include "gather.h"
+
+#include "fetch.h"
+
+namespace parc::imaging::internal {
+
+Gatherer::Gatherer(std::vector<ChunkRef> unique, ChunkStore& cache, ChunkFetcher* fetcher, const DeployOptions& options,
+                   Ticker& ticker)
+    : unique_(std::move(unique)), cache_(cache), fetcher_(fetcher), options_(options), ticker_(ticker) {
+  where_.assign(unique_.size(), Where::kMissing);
+  seeds_.resize(unique_.size());
+  for (size_t i = 0; i < unique_.size(); ++i) by_object_.emplace(unique_[i].object, i);
+}
+
+ExpectedVoid Gatherer::CheckCache() {
+  for (size_t i = 0; i < unique_.size(); ++i) {
+    if (cache_.Has(unique_[i].object)) {
+      where_[i] = Where::kCache;
+      ++from_cache_;
+    } else {
+      by_plain_[unique_[i].sha256].push_back(i);
+      wanted_sizes_.insert(unique_[i].size);
+    }
+  }
+  return {};
+}
+
+void Gatherer::Seeded(const Digest& plain, uint32_t source, uint64_t offset) {
+  auto it = by_plain_.find(plain);
+  if (it == by_plain_.end()) return;
+  std::lock_guard lock(mu_);
+  for (size_t i : it->second)
+    if (where_[i] == Where::kMissing) {
+      where_[i] = Where::kSeed;
+      seeds_[i] = {source, offset};
+      ++seeded_;
+    }
+}
+
+void Gatherer::RelocateSeeds(const std::function<bool(const ChunkRef&, uint32_t&, uint64_t&)>& fn) {
+  for (size_t i = 0; i < unique_.size(); ++i) {
+    if (where_[i] != Where::kSeed) continue;
+    if (!fn(unique_[i], seeds_[i].source, seeds_[i].offset)) {
+      where_[i] = Where::kMissing;
+      --seeded_;
+    }
+  }
+}
+
+size_t Gatherer::missing() const {
+  size_t n = 0;
+  for (auto w : where_) n += w == Where::kMissing;
+  return n;
+}
+
+ExpectedVoid Gatherer::FetchMissing() {
+  std::vector<size_t> todo;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < unique_.size(); ++i)
+    if (where_[i] == Where::kMissing) todo.push_back(i), bytes += unique_[i].stored_size;
+  if (todo.empty()) return {};
+  if (!fetcher_)
+    return Fail(Errc::kNotFound, std::to_string(todo.size()) +
+                                     " chunks are neither in the cache nor in the target, and there is no source to fetch them from");
+  ticker_.Phase("fetch", bytes, todo.size());
+  std::mutex mu;
+  auto r = ParallelFor(todo.size(), std::max(1u, options_.fetch_parallelism), ticker_, [&](size_t k, unsigned) -> ExpectedVoid {
+    const ChunkRef& ref = unique_[todo[k]];
+    auto stored = FetchStored(ref, *fetcher_, options_.fetch_attempts);
+    if (!stored) return Fail(stored.error());
+    // Fully checked now, so that a bad chunk stops the deploy before the
+    // target is touched.
+    if (auto plain = DecodeChunk(ref, *stored); !plain) return Fail(plain.error());
+    if (auto p = cache_.Put(ref.object, *stored); !p) return p;
+    ticker_.Add(stored->size(), 1);
+    std::lock_guard lock(mu);
+    where_[todo[k]] = Where::kCache;
+    ++fetched_;
+    fetched_bytes_ += stored->size();
+    return {};
+  });
+  return r;
+}
+
+Expected<std::string> Gatherer::Plain(const ChunkRef& ref, const SeedRead& read) {
+  auto it = by_object_.find(ref.object);
+  if (it == by_object_.end()) return Fail(Errc::kInternal, "chunk not part of the image");
+  size_t i = it->second;
+  if (where_[i] == Where::kSeed) {
+    std::string buf(ref.size, '\0');
+    if (auto r = read(seeds_[i].source, seeds_[i].offset, buf.data(), buf.size()); r && Digest::Of(buf) == ref.sha256)
+      return buf;
+    // The target changed since it was scanned: fall through to a fetch.
+  }
+  bool fetched = false;
+  auto plain = ReadChunk(ref, cache_, fetcher_, options_.fetch_attempts, &fetched);
+  if (plain && fetched) {
+    late_fetched_.fetch_add(1);
+    late_fetched_bytes_.fetch_add(ref.stored_size);
+  }
+  return plain;
+}
+
+void Gatherer::Fill(DeployReport& r) const {
+  r.chunks = unique_.size();
+  r.from_cache = from_cache_;
+  r.seeded = seeded_;
+  r.fetched = fetched_ + late_fetched_.load();
+  r.fetched_bytes = fetched_bytes_ + late_fetched_bytes_.load();  // the deploy replaces it with what crossed the wire
+}
+
+}  // namespace parc::imaging::internal

@@ -1,0 +1,65 @@
+// Where each chunk of a deployment comes from: the cache, the target's
+// current content (seeds, re-verified when read), or the fetcher (verified
+// and kept in the cache before anything is written).
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "parc/imaging/deploy.h"
+#include "work.h"
+
+namespace parc::imaging::internal {
+
+// Reads n bytes of seed source `source` at `offset` into buf.
+using SeedRead = std::function<ExpectedVoid(uint32_t source, uint64_t offset, char* buf, size_t n)>;
+
+class Gatherer {
+ public:
+  Gatherer(std::vector<ChunkRef> unique, ChunkStore& cache, ChunkFetcher* fetcher, const DeployOptions& options,
+           Ticker& ticker);
+
+  const std::vector<ChunkRef>& unique() const { return unique_; }
+  ExpectedVoid CheckCache();
+  // Seeding, from any thread: is a chunk with this plain digest still
+  // wanted, and where one was found.
+  bool WantedSize(uint32_t size) const { return wanted_sizes_.contains(size); }
+  bool Wanted(const Digest& plain) const { return by_plain_.contains(plain); }
+  void Seeded(const Digest& plain, uint32_t source, uint64_t offset);
+  size_t missing() const;
+  // Block targets: looks at every seed (single thread, before writing); fn
+  // returns the seed's new place, or false to forget it (it is fetched).
+  void RelocateSeeds(const std::function<bool(const ChunkRef&, uint32_t& source, uint64_t& offset)>& fn);
+  // Fetches what is neither cached nor seeded (in parallel), verifying each
+  // chunk completely before keeping it.
+  ExpectedVoid FetchMissing();
+  // Plain bytes of a chunk for writing, verified.
+  Expected<std::string> Plain(const ChunkRef& ref, const SeedRead& read);
+
+  void Fill(DeployReport& r) const;
+
+ private:
+  enum class Where : uint8_t { kMissing, kCache, kSeed };
+  struct Seed {
+    uint32_t source = 0;
+    uint64_t offset = 0;
+  };
+  std::vector<ChunkRef> unique_;
+  ChunkStore& cache_;
+  ChunkFetcher* fetcher_;
+  const DeployOptions& options_;
+  Ticker& ticker_;
+  std::vector<Where> where_;
+  std::vector<Seed> seeds_;
+  std::unordered_map<Digest, size_t, DigestHash> by_object_;
+  std::unordered_map<Digest, std::vector<size_t>, DigestHash> by_plain_;  // not cached
+  std::unordered_set<uint32_t> wanted_sizes_;
+  std::mutex mu_;
+  uint64_t from_cache_ = 0, seeded_ = 0, fetched_ = 0, fetched_bytes_ = 0;
+  std::atomic<uint64_t> late_fetched_{0}, late_fetched_bytes_{0};
+};
+
+}  // namespace parc::imaging::internal

@@ -1,0 +1,545 @@
+// Tree deployment: identical trees (content and every kind of metadata),
+// deltas that move only changed chunks, seeding from the target, the
+// atomic swap with its rollback point, refusals that leave the target
+// untouched, and resumption after a failure or a kill at any step.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "imaging_fixture.h"
+#include "parc/common/files.h"
+
+using namespace parc;
+using namespace parc::imaging;
+using namespace parc::imaging::testing;
+
+namespace {
+
+// v2 of the rich tree: 100 bytes rewritten inside a multi-chunk file, one
+// small file added, one removed, one mode changed.
+void ChangeALittle(const fs::path& root) {
+  std::string big = test::ReadFileOrEmpty(root / "data/big");
+  for (size_t i = 0; i < 100; ++i) big[800000 + i] ^= 0x5a;
+  test::WriteFile(root / "data/big", big);
+  test::WriteFile(root / "data/added", "a new small file\n");
+  fs::remove(root / "data/small");
+  fs::permissions(root / "bin/tool", fs::perms(0700));
+}
+
+size_t ObjectCount(const fs::path& store) {
+  size_t n = 0;
+  for (auto& e : fs::recursive_directory_iterator(store / "objects"))
+    if (e.is_regular_file()) ++n;
+  return n;
+}
+
+void Corrupt(const fs::path& object) {
+  std::string bytes = test::ReadFileOrEmpty(object);
+  REQUIRE(!bytes.empty());
+  bytes[bytes.size() / 2] ^= 0x01;
+  test::WriteFile(object, bytes);
+}
+
+struct Fixture {
+  Env env;
+  test::TempDir work{"parc-tree"};
+  fs::path src = work.path() / "src";
+  fs::path target = env.dir() / "roots" / "ws1";
+  Fixture() {
+    BuildRichTree(src);
+    fs::create_directories(target.parent_path());
+  }
+  bool Leftovers() const {
+    for (const char* s : {".ws1.parc-new", ".ws1.parc-deploy.json", ".ws1.parc-trash"})
+      if (fs::exists(target.parent_path() / s)) return true;
+    return false;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("deploy tree: capture then deploy gives an identical tree, metadata included", "[deploy][tree]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  CHECK_THAT(v1.capture.notes.size() == 0 ? std::string() : v1.capture.notes[0], Catch::Equals(""));
+  TestFetcher fetcher(f.env.server());
+  std::vector<std::string> phases;
+  DeployOptions o = f.env.Options();
+  o.progress = [&](const Progress& p) {
+    if (phases.empty() || phases.back() != p.phase) phases.emplace_back(p.phase);
+    return true;
+  };
+  auto r = REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, o));
+  CHECK(r.name == "test-tree");
+  CHECK(r.version == "1");
+  CHECK(r.chunks == v1.image().UniqueChunks().size());
+  CHECK(r.fetched == r.chunks);
+  CHECK(r.index_fetched == v1.image().manifest.body_chunks.size());
+  CHECK(r.previous.empty());
+  CHECK(phases == std::vector<std::string>{"fetch", "write", "sync", "swap"});
+
+  INFO(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)));
+  CHECK(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)) == "");
+  // The snapshot really sees what matters.
+  auto snap = TakeSnapshot(f.target);
+  CHECK_THAT(snap.at("/bin/suid"), Catch::StartsWith("mode=4755"));
+  CHECK_THAT(snap.at("/data/acldir"), Catch::Contains("system.posix_acl_default="));
+  CHECK_THAT(snap.at("/bin/ping"), Catch::Contains("security.capability="));
+  CHECK_THAT(snap.at("/dev/null"), Catch::Contains("char 1,3"));
+  CHECK_THAT(snap.at("/srv/other/hard3"), Catch::Contains("inode-of=/data/hard1"));
+  CHECK_THAT(snap.at("/data/caf\xe9"), Catch::Contains("file size=24"));
+  CHECK_THAT(snap.at("/"), Catch::Contains("mtime="));
+  // Sparse source, sparse result.
+  struct stat st {};
+  REQUIRE(::stat((f.target / "data/sparse").c_str(), &st) == 0);
+  CHECK(st.st_blocks * 512 < 1 << 20);
+
+  auto verify = REQUIRE_OK(VerifyTree(v1.image(), f.target));
+  CHECK(verify.ok());
+  CHECK(verify.checked_entries == v1.image().entries.size());
+  auto state = REQUIRE_OK(InspectTree(f.target));
+  CHECK(state.state == TreeDeployment::State::kSwapped);
+  REQUIRE_VOID_OK(CommitTree(f.target));
+  CHECK(REQUIRE_OK(InspectTree(f.target)).state == TreeDeployment::State::kNone);
+  CHECK_FALSE(f.Leftovers());
+
+  // verify names what differs
+  fs::permissions(f.target / "data/big", fs::perms(0600));
+  std::string b = test::ReadFileOrEmpty(f.target / "usr/lib/libx.so");
+  b[100] ^= 1;
+  test::WriteFile(f.target / "usr/lib/libx.so", b);
+  test::WriteFile(f.target / "data/stray", "not in the image");
+  fs::remove(f.target / "data/empty");
+  auto bad = REQUIRE_OK(VerifyTree(v1.image(), f.target));
+  std::vector<std::pair<std::string, std::string>> got;
+  for (const auto& d : bad.differences)
+    if (d.what != "mtime") got.emplace_back(d.path, d.what);
+  CHECK(got == std::vector<std::pair<std::string, std::string>>{
+                   {"/data/big", "mode"}, {"/data/empty", "missing"}, {"/data/stray", "extra"}, {"/usr/lib/libx.so", "content"}});
+}
+
+TEST_CASE("deploy tree: the previous tree is the rollback point until commit", "[deploy][tree]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  auto snap1 = TakeSnapshot(f.src);
+  TestFetcher fetcher(f.env.server());
+  REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, f.env.Options()));
+  REQUIRE_VOID_OK(CommitTree(f.target));
+  ChangeALittle(f.src);
+  auto v2 = f.env.CaptureTreeSigned(f.src, "2", &v1.image());
+  auto snap2 = TakeSnapshot(f.src);
+
+  auto r = REQUIRE_OK(DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &fetcher, f.env.Options()));
+  CHECK(r.previous == f.target.parent_path() / ".ws1.parc-previous");
+  CHECK(DiffSnapshots(snap2, TakeSnapshot(f.target)) == "");
+  CHECK(DiffSnapshots(snap1, TakeSnapshot(r.previous)) == "");
+
+  SECTION("another image waits for commit or rollback; the same one is already there") {
+    auto again = REQUIRE_OK(DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &fetcher, f.env.Options()));
+    CHECK(again.already_deployed);
+    auto other = DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, f.env.Options());
+    REQUIRE_FALSE(other);
+    CHECK(other.error().Is(Errc::kFailedPrecondition));
+    CHECK_THAT(other.error().message(), Catch::Contains("neither committed nor rolled back"));
+  }
+  SECTION("rollback swaps the previous tree back") {
+    REQUIRE_VOID_OK(RollbackTree(f.target));
+    CHECK(DiffSnapshots(snap1, TakeSnapshot(f.target)) == "");
+    CHECK_FALSE(fs::exists(r.previous));
+    CHECK_FALSE(f.Leftovers());
+    CHECK(RollbackTree(f.target).error().Is(Errc::kFailedPrecondition));
+  }
+  SECTION("commit drops it") {
+    REQUIRE_VOID_OK(CommitTree(f.target));
+    CHECK_FALSE(fs::exists(r.previous));
+    CHECK(DiffSnapshots(snap2, TakeSnapshot(f.target)) == "");
+    CHECK_FALSE(f.Leftovers());
+    REQUIRE_VOID_OK(CommitTree(f.target));  // nothing left to commit: fine
+  }
+  SECTION("rolling back a first deployment removes the target") {
+    fs::path fresh = f.target.parent_path() / "ws2";
+    REQUIRE_OK(DeployTree(v2.json(), v2.sig(), fresh, f.env.cache(), &fetcher, f.env.Options()));
+    REQUIRE_VOID_OK(RollbackTree(fresh));
+    CHECK_FALSE(fs::exists(fresh));
+  }
+}
+
+TEST_CASE("deploy tree: a small change transfers only the changed chunks", "[deploy][tree][delta]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  TestFetcher first(f.env.server());
+  REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &first, f.env.Options()));
+  REQUIRE_VOID_OK(CommitTree(f.target));
+  ChangeALittle(f.src);
+  auto v2 = f.env.CaptureTreeSigned(f.src, "2", &v1.image());
+  // Only the changed chunk(s) of data/big and the added file were compressed again.
+  CHECK(v2.capture.chunks_compressed <= 3 + v2.image().manifest.body_chunks.size());
+
+  ImageDiff diff = DiffImages(v1.image(), v2.image());
+  CHECK(diff.added == std::vector<std::string>{"/data/added"});
+  CHECK(diff.removed == std::vector<std::string>{"/data/small"});
+  std::vector<std::string> changed;
+  for (const auto& c : diff.changed) changed.push_back(c.path + ":" + c.what);
+  CHECK(std::find(changed.begin(), changed.end(), "/data/big:content,mtime") != changed.end());
+  CHECK(std::find(changed.begin(), changed.end(), "/bin/tool:mode") != changed.end());
+  // One 100-byte edit touches one chunk (two if it straddles a boundary), the
+  // new file is one, the body (a few KiB here) one.
+  CHECK(diff.chunks_to_transfer >= 3);
+  CHECK(diff.chunks_to_transfer <= 4);
+
+  SECTION("from the agent's cache") {
+    TestFetcher fetcher(f.env.server());
+    auto r = REQUIRE_OK(DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &fetcher, f.env.Options()));
+    CHECK(r.fetched + r.index_fetched == diff.chunks_to_transfer);
+    CHECK(fetcher.chunks == diff.chunks_to_transfer);
+    CHECK(r.fetched_bytes == diff.bytes_to_transfer);
+    CHECK(r.fetched_bytes * 50 < diff.bytes_total);
+    CHECK(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)) == "");
+  }
+  SECTION("with an empty cache, seeded from the target's current files") {
+    auto empty = REQUIRE_OK(DirChunkStore::Open(f.env.dir() / "empty-cache"));
+    TestFetcher fetcher(f.env.server());
+    auto r = REQUIRE_OK(DeployTree(v2.json(), v2.sig(), f.target, *empty, &fetcher, f.env.Options()));
+    CHECK(r.from_cache == 0);
+    CHECK(r.seeded == r.chunks - r.fetched);
+    CHECK(r.fetched + r.index_fetched == diff.chunks_to_transfer);
+    CHECK(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)) == "");
+  }
+  SECTION("seeding never follows a symlink out of the target") {
+    // data/big replaced by a symlink to an outside copy of its old content:
+    // reading through it would seed; the deploy must fetch instead.
+    fs::path outside = f.work.path() / "outside-big";
+    fs::copy_file(f.target / "data/big", outside);
+    auto empty = REQUIRE_OK(DirChunkStore::Open(f.env.dir() / "empty-cache"));
+    fs::remove(f.target / "data/big");
+    fs::create_symlink(outside, f.target / "data/big");
+    TestFetcher fetcher(f.env.server());
+    auto r = REQUIRE_OK(DeployTree(v2.json(), v2.sig(), f.target, *empty, &fetcher, f.env.Options()));
+    size_t big_chunks = 0;
+    for (const auto& e : v2.image().entries)
+      if (e.path == "/data/big") big_chunks = e.chunks.size();
+    CHECK(r.fetched >= big_chunks);
+    CHECK(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)) == "");
+  }
+}
+
+TEST_CASE("deploy tree: a tampered chunk is refused and the target left untouched", "[deploy][tree][tamper]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  TestFetcher fetcher(f.env.server());
+  REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, f.env.Options()));
+  REQUIRE_VOID_OK(CommitTree(f.target));
+  auto before = TakeSnapshot(f.target);
+  ChangeALittle(f.src);
+  auto v2 = f.env.CaptureTreeSigned(f.src, "2", &v1.image());
+  ImageDiff diff = DiffImages(v1.image(), v2.image());
+  REQUIRE(diff.chunks_to_transfer > 0);
+
+  SECTION("on the server") {
+    // The new chunk of data/big, altered where the publisher stored it.
+    const Entry* big = nullptr;
+    for (const auto& e : v2.image().entries)
+      if (e.path == "/data/big") big = &e;
+    REQUIRE(big);
+    const ChunkRef* changed = nullptr;
+    for (const auto& c : big->chunks)
+      if (!f.env.cache().Has(c.object)) changed = &c;
+    REQUIRE(changed);
+    Corrupt(f.env.server().ObjectPath(changed->object));
+    auto r = DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &fetcher, f.env.Options());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().Is(Errc::kCrypto));
+    CHECK_THAT(r.error().message(), Catch::Contains("does not match its digest"));
+    CHECK_FALSE(f.env.cache().Has(changed->object));
+  }
+  SECTION("in transit") {
+    TestFetcher evil(f.env.server());
+    evil.tamper = true;
+    auto r = DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &evil, f.env.Options());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().Is(Errc::kCrypto));
+  }
+  CHECK(DiffSnapshots(before, TakeSnapshot(f.target)) == "");
+  CHECK_FALSE(f.Leftovers());
+  CHECK(REQUIRE_OK(InspectTree(f.target)).state == TreeDeployment::State::kNone);
+}
+
+TEST_CASE("deploy tree: a corrupt chunk in the local cache is fetched again", "[deploy][tree][tamper]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  TestFetcher fetcher(f.env.server());
+  REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.env.dir() / "roots/a", f.env.cache(), &fetcher, f.env.Options()));
+  auto chunk = v1.image().UniqueChunks()[3];
+  Corrupt(f.env.cache().ObjectPath(chunk.object));
+  TestFetcher again(f.env.server());
+  auto r = REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &again, f.env.Options()));
+  CHECK(again.chunks == 1);
+  CHECK(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)) == "");
+  CHECK(REQUIRE_OK(f.env.cache().Get(chunk.object)) == REQUIRE_OK(f.env.server().Get(chunk.object)));
+}
+
+TEST_CASE("deploy tree: a tampered or untrusted index is refused and the target left untouched", "[deploy][tree][tamper]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  TestFetcher fetcher(f.env.server());
+  REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, f.env.Options()));
+  REQUIRE_VOID_OK(CommitTree(f.target));
+  auto before = TakeSnapshot(f.target);
+  ChangeALittle(f.src);
+  auto v2 = f.env.CaptureTreeSigned(f.src, "2", &v1.image());
+  auto cache = REQUIRE_OK(DirChunkStore::Open(f.env.dir() / "cache2"));
+
+  SECTION("a changed manifest byte") {
+    std::string json = v2.json();
+    json.replace(json.find("\"version\":\"2\""), 13, "\"version\":\"3\"");
+    auto r = DeployTree(json, v2.sig(), f.target, *cache, &fetcher, f.env.Options());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().Is(Errc::kCrypto));
+    CHECK_THAT(r.error().message(), Catch::Contains("signature does not match"));
+    // A change that breaks the manifest's own consistency is caught even earlier.
+    std::string sized = v2.json();
+    size_t at = sized.find("\"size\":");
+    sized[at + 7] = sized[at + 7] == '9' ? '8' : '9';
+    auto p = DeployTree(sized, v2.sig(), f.target, *cache, &fetcher, f.env.Options());
+    REQUIRE_FALSE(p);
+    CHECK(p.error().Is(Errc::kParse));
+  }
+  SECTION("a changed body") {
+    Corrupt(f.env.server().ObjectPath(v2.image().manifest.body_chunks[0].object));
+    auto r = DeployTree(v2.json(), v2.sig(), f.target, *cache, &fetcher, f.env.Options());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().Is(Errc::kCrypto));
+    CHECK_THAT(r.error().message(), Catch::Contains("image body"));
+  }
+  SECTION("a key this machine does not trust") {
+    DeployOptions o = f.env.Options();
+    o.trusted = {REQUIRE_OK(pkg::GenerateKey("stranger")).public_key};
+    auto r = DeployTree(v2.json(), v2.sig(), f.target, *cache, &fetcher, o);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().Is(Errc::kUnauthenticated));
+  }
+  SECTION("an expired signature") {
+    DeployOptions o = f.env.Options();
+    o.now = v2.signed_manifest.manifest.expires_at + 1;
+    auto r = DeployTree(v2.json(), v2.sig(), f.target, *cache, &fetcher, o);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().Is(Errc::kExpired));
+  }
+  SECTION("a block image offered as a tree") {
+    test::WriteFile(f.work.path() / "disk.img", RandomData(100000, 9));
+    auto disk = f.env.CaptureBlockSigned(f.work.path() / "disk.img", "1");
+    auto r = DeployTree(disk.json(), disk.sig(), f.target, *cache, &fetcher, f.env.Options());
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message(), Catch::Contains("is a block image, not a tree image"));
+  }
+  CHECK(DiffSnapshots(before, TakeSnapshot(f.target)) == "");
+  CHECK_FALSE(f.Leftovers());
+}
+
+TEST_CASE("deploy tree: hostile entries in a signed index are refused before anything is written", "[deploy][tree][hostile]") {
+  Fixture f;
+  auto publish = [&](std::vector<Entry> entries) {
+    Image img;
+    img.manifest.kind = ImageKind::kTree;
+    img.manifest.name = "evil";
+    img.manifest.version = "1";
+    img.entries = std::move(entries);
+    for (const auto& e : img.entries) img.manifest.size += e.size;
+    img.manifest.entries = img.entries.size();
+    auto unique = img.UniqueChunks();
+    img.manifest.chunks = unique.size();
+    for (const auto& c : unique) img.manifest.stored_size += c.stored_size;
+    std::string body = SerializeBody(img);
+    ChunkRef ref;
+    std::string stored = REQUIRE_OK(EncodeChunk(body, 3, ref));
+    REQUIRE_VOID_OK(f.env.server().Put(ref.object, stored));
+    img.manifest.body_size = body.size();
+    img.manifest.body_sha256 = Digest::Of(body);
+    img.manifest.body_chunks = {ref};
+    CaptureResult r;
+    r.image = img;
+    return f.env.Sign(r);
+  };
+  Entry root;
+  root.path = "/";
+  root.type = EntryType::kDirectory;
+  root.mode = 0755;
+  ChunkRef payload;
+  REQUIRE_VOID_OK(f.env.server().Put(
+      payload.object, REQUIRE_OK(EncodeChunk("owned\n", 3, payload))));
+  Entry escape = root;
+  escape.type = EntryType::kFile;
+  escape.mode = 0644;
+  escape.chunks = {payload};
+  escape.size = payload.size;
+  escape.path = "/../escape";
+  Entry link = root;
+  link.type = EntryType::kSymlink;
+  link.path = "/etc";
+  link.target = "/etc";  // absolute targets are data...
+  Entry through = escape;
+  through.path = "/etc/passwd";  // ...never a way in
+
+  TestFetcher fetcher(f.env.server());
+  for (auto entries : {std::vector<Entry>{root, escape}, std::vector<Entry>{root, link, through}}) {
+    auto evil = publish(entries);
+    auto r = DeployTree(evil.json(), evil.sig(), f.target, f.env.cache(), &fetcher, f.env.Options());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().Is(Errc::kParse));
+    INFO(r.error().message());
+    CHECK((r.error().message().find("'..' component") != std::string::npos ||
+           r.error().message().find("its parent is not a directory") != std::string::npos));
+  }
+  CHECK_FALSE(fs::exists(f.target));
+  CHECK_FALSE(fs::exists(f.target.parent_path() / "escape"));
+  CHECK_FALSE(fs::exists(f.env.dir() / "escape"));
+  CHECK_FALSE(f.Leftovers());
+}
+
+TEST_CASE("deploy tree: an interrupted fetch resumes with the chunks already cached", "[deploy][tree][resume]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  size_t total = v1.image().UniqueChunks().size();
+  REQUIRE(total > 20);
+  TestFetcher failing(f.env.server());
+  failing.fail_after = 12;  // body chunk(s) plus some content, then the server goes away
+  DeployOptions o = f.env.Options();
+  o.fetch_parallelism = 1;
+  auto r = DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &failing, o);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().Is(Errc::kUnavailable));
+  CHECK_THAT(r.error().message(), Catch::Contains("the server went away"));
+  CHECK_FALSE(fs::exists(f.target));
+  CHECK_FALSE(f.Leftovers());
+  size_t kept = ObjectCount(f.env.dir() / "cache");
+  CHECK(kept == 12);
+
+  TestFetcher working(f.env.server());
+  auto done = REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &working, f.env.Options()));
+  CHECK(done.from_cache + v1.image().manifest.body_chunks.size() == kept);
+  CHECK(done.fetched == total - done.from_cache);
+  CHECK(done.index_fetched == 0);
+  CHECK(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)) == "");
+}
+
+TEST_CASE("deploy tree: a chunk cut off mid-transfer resumes from its offset", "[deploy][tree][resume]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  TestFetcher flaky(f.env.server());
+  flaky.interrupt_each_once = true;
+  auto r = REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &flaky, f.env.Options()));
+  size_t n = v1.image().UniqueChunks().size() + v1.image().manifest.body_chunks.size();
+  CHECK(flaky.resumed == n);
+  CHECK(flaky.calls == 2 * n);
+  // Half of each chunk came twice? No: the second call starts where the first stopped.
+  uint64_t stored = 0;
+  for (const auto& c : v1.image().UniqueChunks()) stored += c.stored_size;
+  for (const auto& c : v1.image().manifest.body_chunks) stored += c.stored_size;
+  CHECK(r.fetched_bytes == stored);
+  CHECK(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)) == "");
+}
+
+TEST_CASE("deploy tree: a deploy killed while writing or before the swap completes on the next run", "[deploy][tree][resume]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  TestFetcher fetcher(f.env.server());
+  REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, f.env.Options()));
+  REQUIRE_VOID_OK(CommitTree(f.target));
+  auto before = TakeSnapshot(f.target);
+  ChangeALittle(f.src);
+  auto v2 = f.env.CaptureTreeSigned(f.src, "2", &v1.image());
+
+  auto killed_at = [&](const std::string& phase, uint64_t after_items) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      DeployOptions o = f.env.Options();
+      o.threads = 1;
+      o.progress = [&](const Progress& p) {
+        if (p.phase == phase && p.done_items >= after_items) ::kill(::getpid(), SIGKILL);
+        return true;
+      };
+      TestFetcher child_fetcher(f.env.server());
+      (void)DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &child_fetcher, o);
+      ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFSIGNALED(status));
+  };
+
+  SECTION("killed mid-write: the half-written tree is discarded, the target was never touched") {
+    killed_at("write", 5);
+    CHECK(REQUIRE_OK(InspectTree(f.target)).state == TreeDeployment::State::kWriting);
+    CHECK(fs::exists(f.target.parent_path() / ".ws1.parc-new"));
+    CHECK(DiffSnapshots(before, TakeSnapshot(f.target)) == "");
+    TestFetcher again(f.env.server());
+    auto r = REQUIRE_OK(DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &again, f.env.Options()));
+    CHECK(r.fetched == 0);  // the killed run had fetched everything into the cache
+    CHECK(again.chunks == 0);
+    CHECK(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)) == "");
+  }
+  SECTION("killed after the new tree was synced: only the swap is left") {
+    killed_at("swap", 0);
+    CHECK(REQUIRE_OK(InspectTree(f.target)).state == TreeDeployment::State::kStaged);
+    CHECK(DiffSnapshots(before, TakeSnapshot(f.target)) == "");
+    auto r = REQUIRE_OK(DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), nullptr, f.env.Options()));
+    CHECK(r.written_bytes == 0);
+    CHECK(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)) == "");
+    CHECK(DiffSnapshots(before, TakeSnapshot(r.previous)) == "");
+  }
+  SECTION("killed mid-write, then rolled back instead") {
+    killed_at("write", 5);
+    REQUIRE_VOID_OK(RollbackTree(f.target));
+    CHECK(DiffSnapshots(before, TakeSnapshot(f.target)) == "");
+  }
+  CHECK_FALSE(fs::exists(f.target.parent_path() / ".ws1.parc-new"));
+}
+
+TEST_CASE("deploy tree: cancelling from the progress callback leaves the target untouched", "[deploy][tree]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  DeployOptions o = f.env.Options();
+  o.progress = [](const Progress& p) { return p.phase != "write"; };
+  TestFetcher fetcher(f.env.server());
+  auto r = DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, o);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message(), Catch::Contains("cancelled"));
+  CHECK_FALSE(fs::exists(f.target));
+  CHECK_FALSE(f.Leftovers());
+}
+
+TEST_CASE("deploy tree: owners by name through another root's accounts", "[deploy][tree]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  fs::path host = f.work.path() / "host";
+  test::WriteFile(host / "etc/passwd", "root:x:0:0::/root:/bin/sh\nalice:x:1500:1500::/home/alice:/bin/sh\n");
+  test::WriteFile(host / "etc/group", "root:x:0:\nalice:x:1500:\nstaff:x:60:\n");
+  DeployOptions o = f.env.Options();
+  o.owners_by_name = true;
+  o.accounts_root = host;
+  TestFetcher fetcher(f.env.server());
+  REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, o));
+  struct stat st {};
+  REQUIRE(::lstat((f.target / "home/alice/notes").c_str(), &st) == 0);
+  CHECK(st.st_uid == 1500);
+  CHECK(st.st_gid == 1500);
+  REQUIRE(::lstat((f.target / "srv/shared").c_str(), &st) == 0);
+  CHECK(st.st_gid == 60);
+  REQUIRE(::lstat((f.target / "home/bob/file").c_str(), &st) == 0);  // no name: numeric kept
+  CHECK(st.st_uid == 2000);
+}
+
+TEST_CASE("deploy tree: targets that are not plain directories are refused", "[deploy][tree]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  fs::create_directories(f.work.path() / "real");
+  fs::create_symlink(f.work.path() / "real", f.target);
+  TestFetcher fetcher(f.env.server());
+  auto r = DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, f.env.Options());
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message(), Catch::Contains("symlinks are not followed"));
+  CHECK(fs::is_empty(f.work.path() / "real"));
+}
