@@ -402,7 +402,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       &Commands::Compliance,
       "Examples:\n  parcctl compliance --group lab\n  parcctl compliance --group lab --by-rule\n"
       "  parcctl compliance --host pc-042                  every rule, expected vs found\n"
-      "  parcctl compliance --rule sshd_permit_root_login  that rule on every host\n"
+      "  parcctl compliance --rule sshd_disable_root_login that rule on every host\n"
       "  parcctl compliance --group lab --format csv --output lab-compliance.csv\n"
       "  parcctl compliance --group lab --fail-under 90%   exit 1 below 90% (for scripts)\n"
       "SCORE = pass / (pass + fail); not applicable rules do not count. DRIFT -2 +1: at its last check\n"
