@@ -119,6 +119,7 @@ bool Scheduler::Send(JobRecord& job, int64_t now) {
   v1::ServerMessage msg;
   *msg.mutable_command()->mutable_job() = ToWire(job);
   msg.mutable_command()->set_command_id(job.id);
+  JobRecord before = job;
   if (job.state == "pending") {
     job.state = "sent";
     job.message = "sent to the agent";
@@ -126,10 +127,20 @@ bool Scheduler::Send(JobRecord& job, int64_t now) {
     // Recorded before the push: after a crash the job is resent, never forgotten.
     if (auto r = store_.UpdateJob(job); !r) {
       spdlog::error("scheduler: cannot record job {}: {}", job.id, r.error().message());
+      job = before;
       return false;
     }
   }
-  return session->Push(std::move(msg));
+  if (session->Push(std::move(msg))) return true;
+  // The session was closing (the agent is reconnecting): the job never left,
+  // so it goes back to pending and the next tick sends it on the new session.
+  // Left as "sent" it would count against --max-parallel until a reconnect.
+  if (before.state == "pending") {
+    job = before;
+    if (auto r = store_.UpdateJob(job); !r)
+      spdlog::error("scheduler: cannot record job {}: {}", job.id, r.error().message());
+  }
+  return false;
 }
 
 void Scheduler::HostOnline(const std::string& host_id) {
