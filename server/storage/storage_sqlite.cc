@@ -279,9 +279,19 @@ Expected<std::string> PreviousRecordOf(sql::Database& db, const std::string& hos
       cand.enrolled_at = s.Int(2);
     }));
   }
+  // Firmware that says another machine wins over shared NICs or disks: a disk
+  // moved into a new machine, or identical test roots, is not a reinstall.
+  const bool has_uuid = std::any_of(claims.begin(), claims.end(), [](const std::string& c) { return c.starts_with("uuid:"); });
+  PARC_ASSIGN(other_uuid, Query(db, "SELECT 1 FROM host_identity WHERE host_id = ?1 AND claim LIKE 'uuid:%' LIMIT 1"));
   std::string best;
   const Candidate* top = nullptr;
   for (const auto& [id, cand] : candidates) {
+    if (has_uuid && !cand.strong) {
+      other_uuid->Reset();
+      other_uuid->Bind(1, id);
+      PARC_ASSIGN(row, other_uuid->Step());
+      if (row) continue;
+    }
     auto rank = [](const Candidate& x) { return std::tuple(x.strong, x.shared, x.last_seen, x.enrolled_at); };
     if (!top || rank(cand) > rank(*top)) {
       top = &cand;

@@ -372,6 +372,11 @@ TEST_CASE("a re-enrolled machine points at its earlier record", "[storage]") {
   auto weak = Enroll(*db, "new2", "pc9", {"disk:WD-1", "mac:00:1a:2b:3c:4d:5e"}, "", 10001);
   CHECK(weak.previous_host_id == "old-mac-only");
   CHECK(Enroll(*db, "stranger", "pc7", {"uuid:nobody-else"}).previous_host_id.empty());
+  // A disk (or NIC) moved into a machine whose firmware says another identity
+  // is not a reinstall: the earlier record must not be superseded by it.
+  Enroll(*db, "donor", "pc3", {"uuid:u-3", "disk:SER-9", "mac:3c:52:82:aa:bb:10"}, "", 11000);
+  CHECK(Enroll(*db, "moved-disk", "pc8", {"uuid:u-4", "disk:SER-9", "mac:3c:52:82:aa:bb:11"}).previous_host_id.empty());
+  CHECK(Enroll(*db, "same-board", "pc3", {"uuid:u-3", "disk:NEW-1"}).previous_host_id == "donor");
 }
 
 TEST_CASE("groups: names checked, membership idempotent, unknown names refused", "[storage]") {
