@@ -28,6 +28,13 @@ ExpectedVoid LoadServerConfigFile(const std::filesystem::path& file, ServerConfi
   if (auto v = pki["client_cert_days"].value<int64_t>()) config.client_cert_days = static_cast<int>(*v);
   auto enroll = t["enrollment"];
   if (auto v = enroll["default_token_ttl_seconds"].value<int64_t>()) config.default_token_ttl = *v;
+  auto netboot = t["netboot"];
+  if (auto v = netboot["listen"].value<std::string>()) config.boot_listen = *v;
+  if (auto v = netboot["http_listen"].value<std::string>()) config.boot_http_listen = *v;
+  if (auto v = netboot["url"].value<std::string>()) config.boot_url = *v;
+  if (auto v = netboot["http_url"].value<std::string>()) config.boot_http_url = *v;
+  if (auto v = netboot["token_ttl_seconds"].value<int64_t>()) config.netboot_token_ttl = *v;
+  if (auto v = netboot["arm_seconds"].value<int64_t>()) config.netboot_arm_seconds = *v;
   return {};
 }
 
