@@ -46,9 +46,11 @@ std::string Shown(std::string_view value) {
 
 std::unexpected<Error> Invalid(std::string message) { return Fail(Errc::kInvalidArgument, std::move(message)); }
 
-// Characters safe in a preseed value that late_command hands to sh, and in an
-// iPXE command line: no quotes, no $, no backslash, no shell operators.
-constexpr std::string_view kPreseedSafe = " ._:/@+=,%-";
+// Characters safe in a preseed value that late_command hands to sh (inside
+// quotes) and to a systemd unit, and in an iPXE command line: no quotes, no $,
+// no backslash, no shell operators, no space (word splitting) and no '%'
+// (systemd specifiers).
+constexpr std::string_view kPreseedSafe = "._:/@+=,-";
 constexpr std::string_view kIpxeSafe = "._:/@+=,%-";
 
 }  // namespace
@@ -77,21 +79,35 @@ std::string SupportedOsNames() {
 }
 
 Expected<std::string> NormalizeMac(std::string_view mac) {
-  std::string out;
+  // Accepted spellings: 52:54:00:12:34:56, 52-54-00-12-34-56 (Windows),
+  // 525400123456 (switch tables), any case. One separator throughout.
+  std::string hex;
+  bool ok = false;
   if (mac.size() == 17) {
-    for (size_t i = 0; i < mac.size(); ++i) {
-      char c = mac[i];
-      if (i % 3 == 2) {
-        if (c != ':' && c != '-') break;
-        out += ':';
-      } else {
-        if (!std::isxdigit(static_cast<unsigned char>(c))) break;
-        out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      }
+    char sep = mac[2];
+    ok = sep == ':' || sep == '-';
+    for (size_t i = 0; ok && i < mac.size(); ++i) {
+      if (i % 3 == 2) ok = mac[i] == sep;
+      else if (std::isxdigit(static_cast<unsigned char>(mac[i]))) hex += mac[i];
+      else ok = false;
     }
-    if (out.size() == 17) return out;
+  } else if (mac.size() == 12) {
+    ok = std::all_of(mac.begin(), mac.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+    hex = std::string(mac);
   }
-  return Invalid("'" + Shown(mac) + "' is not a MAC address (expected 6 hex pairs: 52:54:00:12:34:56)");
+  if (!ok) return Invalid("'" + Shown(mac) + "' is not a MAC address (expected 6 hex pairs: 52:54:00:12:34:56)");
+  std::string out;
+  for (size_t i = 0; i < 12; ++i) {
+    if (i > 0 && i % 2 == 0) out += ':';
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(hex[i])));
+  }
+  // A network card's own address is unicast and not all zero; anything else
+  // is a typo (or a group address no machine boots from).
+  unsigned first = 0;
+  std::from_chars(out.data(), out.data() + 2, first, 16);
+  if (first & 1u) return Invalid("'" + Shown(mac) + "' is a multicast/broadcast address, not a network card's");
+  if (out == "00:00:00:00:00:00") return Invalid("'" + Shown(mac) + "' (all zero) is not a network card's address");
+  return out;
 }
 
 Expected<std::string> NormalizeHostname(std::string_view name, size_t max_length) {
@@ -340,6 +356,12 @@ Expected<std::string> Escape(std::string_view name, std::string_view value, Form
       return std::string(value);
     }
     case Format::kXml: {
+      // The shipped autounattend.xml writes values into cmd.exe lines
+      // (SetupComplete.cmd), where XML escaping is undone before cmd sees
+      // them: refuse what cmd interprets. No Parc value needs these.
+      if (value.find_first_of("%^&|<>\"") != std::string_view::npos)
+        return Invalid("value of {{" + std::string(name) + "}} '" + Shown(value) +
+                       "' cannot go into autounattend.xml: % ^ & | < > and \" are refused (cmd.exe would run them)");
       std::string out;
       for (char c : value) {
         switch (c) {
