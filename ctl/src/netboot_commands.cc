@@ -83,6 +83,22 @@ int Commands::NetbootAdd() {
   conn_->SetDeadline(ctx);
   v1::NetbootHost host;
   if (auto st = netboot_->AddHost(&ctx, req, &host); !st.ok()) return RpcFailed(st);
+  // Recorded either way (boot files may come later), but a technician who
+  // boots the machine now should know it cannot install yet.
+  std::string warning;
+  {
+    grpc::ClientContext list_ctx;
+    conn_->SetDeadline(list_ctx);
+    v1::ListNetbootAssetsResponse assets;
+    if (netboot_->ListAssets(&list_ctx, v1::ListNetbootAssetsRequest(), &assets).ok()) {
+      bool found = false;
+      for (const auto& a : assets.assets()) found = found || a.name() == host.asset();
+      if (!found)
+        warning = "warning: no boot files registered as '" + host.asset() +
+                  "' yet: parcctl netboot assets add --name " + host.asset() + " --kernel FILE --initrd FILE\n";
+    }
+  }
+  if (!warning.empty() && !o_.json) err_ << warning;
   return Emit(host, [&] {
     return RenderHost(host) + "Next: boot " + host.hostname() + " from the network (PXE); check with: parcctl netboot show " +
            host.mac() + "\n";

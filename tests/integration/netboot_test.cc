@@ -93,6 +93,15 @@ TEST_CASE("netboot: a recorded machine gets its script, boot files and one answe
   CHECK(dup.exit_code != 0);
   CHECK_THAT(dup.err, Catch::Contains("already recorded for 52:54:00:ab:cd:ef"));
 
+  // Recorded before its boot files exist: said at once, and its script does not try.
+  auto win = server.Ctl({"netboot", "add", "--mac", "52:54:00:ab:cd:e2", "--hostname", "pc13", "--group", "lab",
+                         "--os", "windows11", "--locale", "fr_FR.UTF-8", "--timezone", "Europe/Paris"});
+  CHECK(win.exit_code == 0);
+  CHECK_THAT(win.err, Catch::Contains("no boot files registered as 'windows11'"));
+  auto win_script = Fetch(server, boot.http + "/boot/52:54:00:ab:cd:e2.ipxe");
+  CHECK(win_script.body.find("kernel ") == std::string::npos);
+  CHECK_THAT(win_script.body, Catch::Contains("cannot install"));
+
   // The iPXE script, as iPXE asks for it (plain HTTP chain from dnsmasq).
   auto script = Fetch(server, boot.http + "/boot/52:54:00:ab:cd:ef.ipxe");
   INFO(script.err << script.body);
