@@ -9,12 +9,20 @@ BUILD_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev libssl-dev libarchive-dev libzstd-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libtomlplusplus-dev
+  libcpp-httplib-dev
   catch2
 )
 # Used by the tests as independent sources and peers.
 TEST_PACKAGES=(dpkg iproute2 openssl sqlite3 procps tar zstd jq debootstrap)
+# Network installation (docs/netboot.md): dnsmasq-base is the dnsmasq binary
+# without the system service the "dnsmasq" package would start on port 53;
+# ipxe gives the TFTP root its undionly.kpxe and ipxe.efi; util-linux has
+# unshare/nsenter for the test's network namespaces; curl fetches over HTTPS
+# and TFTP as a booting machine would; debconf, libxml2-utils and python3-yaml
+# check the rendered preseed, autounattend.xml and cloud-init files.
+TEST_PACKAGES+=(dnsmasq-base ipxe util-linux curl debconf libxml2-utils python3-yaml)
 # Only for the benchmarks (tests/bench).
-BENCH_PACKAGES=(fusioninventory-agent nginx-light curl casync)
+BENCH_PACKAGES=(fusioninventory-agent nginx-light casync)
 
 want=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
 if [[ "${1:-}" == "--bench" ]]; then want+=("${BENCH_PACKAGES[@]}"); fi

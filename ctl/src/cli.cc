@@ -419,6 +419,122 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   compliance->add_option("--fail-under", o.fail_under, "Exit 1 when the score is below this percentage")
       ->type_name("PERCENT");
 
+  // netboot (netboot_commands.cc)
+  CLI::App* netboot = group_of("netboot", "Unattended OS installation over the network: machines by MAC, boot files, "
+                                          "answer file templates, dnsmasq (docs/netboot.md)");
+  CLI::App* nb_add = leaf(
+      netboot, "add", "Record a machine to install and arm it: its next network boot installs it and enrolls it",
+      &Commands::NetbootAdd,
+      "Examples:\n"
+      "  parcctl netboot add --mac 52:54:00:12:34:56 --hostname pc-042 --group lab --os debian12 \\\n"
+      "          --disk /dev/sda --locale fr_FR.UTF-8 --keyboard fr --timezone Europe/Paris\n"
+      "  parcctl netboot add --mac 52-54-00-AB-CD-EF --hostname PC-043 --group office --os windows11 --locale fr_FR.UTF-8\n"
+      "The answer file is served once, over HTTPS, with a fresh single-use enrollment token for the\n"
+      "group; the machine is then disarmed (its later network boots start the local disk).");
+  nb_add->add_option("--mac", o.mac, "MAC address of the network card it boots from")->required()->type_name("MAC");
+  nb_add->add_option("--hostname", o.hostname, "Host name (RFC 1123; 15 characters at most for Windows)")
+      ->required()
+      ->type_name("NAME");
+  nb_add->add_option("--group", o.group, "Group it enrolls into (created if needed)")->required()->type_name("GROUP");
+  nb_add->add_option("--os", o.os, "debian12, windows11 or ubuntu-cloud")
+      ->required()
+      ->check(CLI::IsMember({"debian12", "windows11", "ubuntu-cloud"}));
+  nb_add->add_option("--disk", o.disk, "Disk to install on, wiped (default /dev/sda)")->type_name("DEVICE");
+  nb_add->add_option("--locale", o.locale, "Locale, e.g. fr_FR.UTF-8 (default en_US.UTF-8)")->type_name("LOCALE");
+  nb_add->add_option("--keyboard", o.keyboard, "Keymap, e.g. fr (default: from the locale)")->type_name("KEYMAP");
+  nb_add->add_option("--timezone", o.timezone, "IANA time zone, e.g. Europe/Paris (default UTC)")->type_name("ZONE");
+  nb_add->add_option("--asset", o.asset, "Boot files to load (default: the asset named like --os)")->type_name("NAME");
+  nb_add->add_option("--arm-for", o.arm_for, "How long it stays armed: 4h, 1d (default: server's, 24h)")
+      ->type_name("DURATION");
+  nb_add->add_option("--comment", o.comment, "Note kept with the record")->type_name("TEXT");
+  CLI::App* nb_list = leaf(netboot, "list", "Machines recorded for network installation and their state",
+                           &Commands::NetbootList,
+                           "Example:\n  parcctl netboot list --group lab\n"
+                           "STATE: armed (the next network boot installs), installing (answer file served, token\n"
+                           "not used yet), enrolled (the agent enrolled with the token), idle.");
+  nb_list->add_option("--group", o.group, "Only machines of this group")->type_name("GROUP");
+  CLI::App* nb_show = leaf(netboot, "show", "One machine: values, state, token, enrollment", &Commands::NetbootShow,
+                           "Example:\n  parcctl netboot show 52:54:00:12:34:56");
+  nb_show->add_option("host", o.host, "MAC or host name")->required()->type_name("HOST");
+  CLI::App* nb_remove = leaf(netboot, "remove", "Forget a machine (its unused token stops working)",
+                             &Commands::NetbootRemove, "Example:\n  parcctl netboot remove pc-042");
+  nb_remove->add_option("host", o.host, "MAC or host name")->required()->type_name("HOST");
+  CLI::App* nb_arm = leaf(netboot, "arm", "Arm a machine again to reinstall it at its next network boot",
+                          &Commands::NetbootArm, "Example:\n  parcctl netboot arm pc-042 --for 4h");
+  nb_arm->add_option("host", o.host, "MAC or host name")->required()->type_name("HOST");
+  nb_arm->add_option("--for", o.arm_for, "How long (default: server's, 24h)")->type_name("DURATION");
+  CLI::App* nb_preview = leaf(
+      netboot, "preview", "Print a machine's answer file (or iPXE script) with a placeholder instead of a token",
+      &Commands::NetbootPreview,
+      "Examples:\n  parcctl netboot preview pc-042\n  parcctl netboot preview pc-042 --file boot.ipxe\n"
+      "Nothing is changed: no token is created and the machine stays armed.");
+  nb_preview->add_option("host", o.host, "MAC or host name")->required()->type_name("HOST");
+  nb_preview->add_option("--file", o.answer_file,
+                         "preseed.cfg, autounattend.xml, user-data, meta-data or boot.ipxe (default: the answer file)")
+      ->type_name("FILE");
+
+  CLI::App* nb_assets = netboot->add_subcommand("assets", "Boot files (kernel, initrd, WinPE files, agent packages)");
+  nb_assets->require_subcommand(1);
+  CLI::App* nb_assets_add = leaf(
+      nb_assets, "add", "Upload boot files into the content store and register them under a name",
+      &Commands::NetbootAssetsAdd,
+      "Examples:\n"
+      "  parcctl netboot assets add --name debian12 --kernel linux --initrd initrd.gz\n"
+      "  parcctl netboot assets add --name windows11 --kernel wimboot --initrd BCD --initrd boot.sdi --initrd boot.wim\n"
+      "  parcctl netboot assets add --name parc-agent --file parc-agent.deb=./parc-agent_0.1.0_amd64.deb\n"
+      "Files are named by their base name, or NAME=FILE. Uploads resume; identical bytes are stored once.");
+  nb_assets_add->add_option("--name", o.name, "Asset name (machines use the one named like their os)")
+      ->required()
+      ->type_name("NAME");
+  nb_assets_add->add_option("--kernel", o.kernel, "Kernel (or wimboot) iPXE boots")->type_name("[NAME=]FILE");
+  nb_assets_add->add_option("--initrd", o.initrds, "Loaded with the kernel, repeatable")
+      ->allow_extra_args(false)
+      ->type_name("[NAME=]FILE");
+  nb_assets_add->add_option("--file", o.files, "Served only, repeatable (agent packages)")
+      ->allow_extra_args(false)
+      ->type_name("[NAME=]FILE");
+  nb_assets_add->add_option("--cmdline", o.cmdline, "Extra kernel arguments")->type_name("ARGS");
+  leaf(nb_assets, "list", "Registered boot files", &Commands::NetbootAssetsList);
+  CLI::App* nb_assets_remove = leaf(nb_assets, "remove", "Unregister boot files", &Commands::NetbootAssetsRemove);
+  nb_assets_remove->add_option("name", o.name, "Asset name")->required()->type_name("NAME");
+
+  CLI::App* nb_dnsmasq = leaf(
+      netboot, "dnsmasq-config", "Print a dnsmasq configuration for proxy-DHCP + TFTP that chains machines to Parc",
+      &Commands::NetbootDnsmasqConfig,
+      "Examples:\n"
+      "  parcctl netboot dnsmasq-config --interface eth0 --subnet 192.168.10.0\n"
+      "  parcctl netboot dnsmasq-config --interface eth0 --subnet 192.168.10.0 --tftp-root /srv/parc/tftp \\\n"
+      "          --tftp-copy --output /etc/dnsmasq.d/parc.conf\n"
+      "The site's DHCP server keeps handing out addresses. --tftp-copy copies iPXE from this machine's\n"
+      "ipxe package (apt-get install ipxe) into the TFTP root.");
+  nb_dnsmasq->add_option("--interface", o.interface, "Interface dnsmasq answers on")->required()->type_name("IF");
+  nb_dnsmasq->add_option("--subnet", o.subnet, "Network address, e.g. 192.168.10.0")->required()->type_name("ADDRESS");
+  nb_dnsmasq->add_option("--netmask", o.netmask, "Default 255.255.255.0")->type_name("MASK");
+  nb_dnsmasq->add_option("--tftp-root", o.tftp_root, "Default /srv/parc/tftp")->type_name("DIR");
+  nb_dnsmasq->add_option("--chain", o.chain, "https (iPXE trusting the parc CA) or http (default: http if on)")
+      ->check(CLI::IsMember({"https", "http"}));
+  nb_dnsmasq->add_flag("--tftp-copy", o.tftp_copy, "Copy the iPXE files into the TFTP root");
+  nb_dnsmasq->add_option("--output", o.output, "Write the configuration to FILE")->type_name("FILE");
+
+  CLI::App* nb_template = netboot->add_subcommand("template", "Answer file templates: show, replace, reset");
+  nb_template->require_subcommand(1);
+  auto os_option = [&](CLI::App* sub) {
+    sub->add_option("--os", o.os, "debian12, windows11 or ubuntu-cloud")
+        ->required()
+        ->check(CLI::IsMember({"debian12", "windows11", "ubuntu-cloud"}));
+  };
+  CLI::App* nb_tshow = leaf(nb_template, "show", "Print the template in force", &Commands::NetbootTemplateShow,
+                            "Example:\n  parcctl netboot template show --os debian12 > preseed.cfg.tmpl");
+  os_option(nb_tshow);
+  CLI::App* nb_tset = leaf(nb_template, "set", "Use your own template (checked first: unknown {{variables}} refused)",
+                           &Commands::NetbootTemplateSet,
+                           "Example:\n  parcctl netboot template set --os debian12 preseed.cfg.tmpl\n"
+                           "Variables and escaping rules: docs/netboot.md.");
+  os_option(nb_tset);
+  nb_tset->add_option("file", o.path, "Template file")->required()->type_name("FILE");
+  CLI::App* nb_treset = leaf(nb_template, "reset", "Go back to the shipped template", &Commands::NetbootTemplateReset);
+  os_option(nb_treset);
+
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
   try {

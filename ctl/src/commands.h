@@ -15,6 +15,7 @@
 #include "parc/common/hash.h"
 #include "parc/v1/deploy.grpc.pb.h"
 #include "parc/v1/policy.grpc.pb.h"
+#include "parc/v1/netboot.grpc.pb.h"
 
 namespace parc::ctl {
 
@@ -70,6 +71,17 @@ struct Options {
   std::string policy;
   bool by_rule = false;
   std::string fail_under;          // compliance: exit 1 when the score is lower
+
+  // Network installation (netboot_commands.cc).
+  std::string mac, hostname, os, disk, locale, keyboard, timezone, asset;
+  std::string arm_for;             // duration
+  std::string kernel;              // [NAME=]FILE
+  std::vector<std::string> initrds;  // [NAME=]FILE, repeatable
+  std::vector<std::string> files;    // NAME=FILE, repeatable
+  std::string cmdline;
+  std::string interface, subnet, netmask, tftp_root, chain;
+  bool tftp_copy = false;
+  std::string answer_file;         // netboot preview --file
 };
 
 // Pure helpers of the distribution commands (deploy_commands.cc), tested alone.
@@ -146,6 +158,21 @@ class Commands {
   int PolicyRun();
   int Compliance();
 
+  // Network installation through the server's NetbootService (netboot_commands.cc).
+  int NetbootAdd();
+  int NetbootList();
+  int NetbootShow();
+  int NetbootRemove();
+  int NetbootArm();
+  int NetbootPreview();
+  int NetbootAssetsAdd();
+  int NetbootAssetsList();
+  int NetbootAssetsRemove();
+  int NetbootDnsmasqConfig();
+  int NetbootTemplateShow();
+  int NetbootTemplateSet();
+  int NetbootTemplateReset();
+
  private:
   // Non-zero exit code if the connection could not be set up.
   int Connect();
@@ -165,6 +192,8 @@ class Commands {
   // ConnectDeploy() plus a PolicyService stub.
   int ConnectPolicy();
   int WatchDeployment();
+  // ConnectDeploy() plus a NetbootService stub.
+  int ConnectNetboot();
 
   const Options& o_;
   std::ostream& out_;
@@ -174,6 +203,7 @@ class Commands {
   std::optional<Connection> conn_;
   std::unique_ptr<v1::DeployService::Stub> deploy_;
   std::unique_ptr<v1::PolicyService::Stub> policy_;
+  std::unique_ptr<v1::NetbootService::Stub> netboot_;
   std::shared_ptr<grpc::Channel> deploy_channel_;
 };
 

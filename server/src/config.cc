@@ -28,6 +28,20 @@ ExpectedVoid LoadServerConfigFile(const std::filesystem::path& file, ServerConfi
   if (auto v = pki["client_cert_days"].value<int64_t>()) config.client_cert_days = static_cast<int>(*v);
   auto enroll = t["enrollment"];
   if (auto v = enroll["default_token_ttl_seconds"].value<int64_t>()) config.default_token_ttl = *v;
+  auto netboot = t["netboot"];
+  if (auto v = netboot["listen"].value<std::string>()) config.boot_listen = *v;
+  if (auto v = netboot["http_listen"].value<std::string>()) config.boot_http_listen = *v;
+  if (auto v = netboot["url"].value<std::string>()) config.boot_url = *v;
+  if (auto v = netboot["http_url"].value<std::string>()) config.boot_http_url = *v;
+  if (auto v = netboot["token_ttl_seconds"].value<int64_t>()) config.netboot_token_ttl = *v;
+  if (auto v = netboot["arm_seconds"].value<int64_t>()) config.netboot_arm_seconds = *v;
+  // A token in an answer file is a key to the parc: it must not live long.
+  if (config.netboot_token_ttl < 60 || config.netboot_token_ttl > 7 * 86400)
+    return Fail(Errc::kInvalidArgument, "configuration " + file.string() +
+                                            ": [netboot] token_ttl_seconds must be between 60 and 604800");
+  if (config.netboot_arm_seconds < 60 || config.netboot_arm_seconds > 30 * 86400)
+    return Fail(Errc::kInvalidArgument, "configuration " + file.string() +
+                                            ": [netboot] arm_seconds must be between 60 and 2592000");
   return {};
 }
 

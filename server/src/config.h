@@ -24,6 +24,15 @@ struct ServerConfig {
   int client_cert_days = 365;
   // Worker threads for the synchronous RPCs (enrollment and admin).
   int sync_threads = 4;
+  // Network installation (docs/netboot.md): the boot server is off unless
+  // boot_listen is set. The plain HTTP listener serves iPXE scripts and boot
+  // files only, never answer files (they hold enrollment tokens).
+  std::string boot_listen;       // HTTPS, e.g. 0.0.0.0:8443
+  std::string boot_http_listen;  // e.g. 0.0.0.0:8080; "" = off
+  std::string boot_url;          // https://NAME:PORT machines use; default: advertise host, boot port
+  std::string boot_http_url;     // http://NAME:PORT; default likewise
+  int64_t netboot_token_ttl = 3 * 3600;     // an install plus its first boot
+  int64_t netboot_arm_seconds = 24 * 3600;  // how long a recorded machine stays armed
 
   std::filesystem::path database_path() const { return state_dir / "parc.db"; }
   std::filesystem::path pki_dir() const { return state_dir / "pki"; }

@@ -10,6 +10,8 @@
 #include <iostream>
 
 #include "config.h"
+#include "netboot_core.h"
+#include "netboot_http.h"
 #include "parc/common/files.h"
 #include "parc/common/log.h"
 #include "policy_scheduler.h"
@@ -70,6 +72,15 @@ int Run(ServerConfig config) {
   state.policies = policies->get();
   state.policy_scheduler = &policy_scheduler;
 
+  // Network installation (docs/netboot.md); its boot server starts below, once the address is known.
+  auto netboot_store = OpenSqliteNetbootStore(config.database_path().string());
+  if (!netboot_store) {
+    spdlog::critical("cannot open the netboot tables: {}", netboot_store.error().message());
+    return 1;
+  }
+  NetbootCore netboot_core(state, **netboot_store);
+  NetbootServiceImpl netboot_service(state, netboot_core);
+
   AgentServiceImpl agent_service(state);
   AdminServiceImpl admin_service(state);
   DeployServiceImpl deploy_service(state);
@@ -86,6 +97,7 @@ int Run(ServerConfig config) {
   builder.RegisterService(&admin_service);
   builder.RegisterService(&deploy_service);
   builder.RegisterService(&policy_service);
+  builder.RegisterService(&netboot_service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   // A stale server on the same port must not silently take half the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -107,6 +119,11 @@ int Run(ServerConfig config) {
     spdlog::critical("cannot write admin credentials: {}", r.error().message());
     return 1;
   }
+  auto boot = StartBootServers(config, netboot_core, tls->server_key_pem, tls->server_chain_pem, advertise);
+  if (!boot) {
+    spdlog::critical("cannot start the boot server: {}", boot.error().message());
+    return 1;
+  }
   // Tests and scripts that listen on port 0 learn the chosen port here.
   (void)WriteFileAtomic(config.state_dir / "server.addr", advertise + "\n", 0644);
   scheduler.Start();
@@ -124,6 +141,8 @@ int Run(ServerConfig config) {
   sigwait(&set, &sig);
   spdlog::info("received {}, shutting down ({} agents connected)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                state.registry.Count());
+  if (boot->https) boot->https->Stop();
+  if (boot->http) boot->http->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   policy_scheduler.Stop();
   scheduler.Stop();
@@ -165,6 +184,12 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", state_dir, "state directory: database, CA, credentials (default /var/lib/parc/server)");
   app.add_option("--server-name", names, "extra DNS name or IP for the server certificate (repeatable)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (default info)");
+  std::string boot_listen, boot_http_listen, boot_url;
+  app.add_option("--boot-listen", boot_listen,
+                 "HTTPS boot server for network installs, address:port (e.g. 0.0.0.0:8443; default off)");
+  app.add_option("--boot-http-listen", boot_http_listen,
+                 "plain HTTP for iPXE scripts and boot files only, never answer files (default off)");
+  app.add_option("--boot-url", boot_url, "https://NAME:PORT machines reach the boot server at (default: advertise host)");
   uint32_t heartbeat = 0;
   app.add_option("--heartbeat", heartbeat, "seconds between agent heartbeats (default 60)");
   CLI11_PARSE(app, argc, argv);
@@ -180,6 +205,9 @@ int main(int argc, char** argv) {
   if (!state_dir.empty()) config.state_dir = state_dir;
   if (!log_level.empty()) config.log_level = log_level;
   if (heartbeat) config.heartbeat_seconds = heartbeat;
+  if (!boot_listen.empty()) config.boot_listen = boot_listen;
+  if (!boot_http_listen.empty()) config.boot_http_listen = boot_http_listen;
+  if (!boot_url.empty()) config.boot_url = boot_url;
   for (auto& n : names) config.server_names.push_back(n);
   if (config.listen.rfind(':') == std::string::npos) {
     std::cerr << "parc-server: --listen needs address:port, got '" << config.listen << "'\n";

@@ -16,12 +16,15 @@
 #include "parc/v1/deploy.grpc.pb.h"
 #include "parc/server/policy_store.h"
 #include "parc/v1/policy.grpc.pb.h"
+#include "parc/server/netboot_store.h"
+#include "parc/v1/netboot.grpc.pb.h"
 #include "scheduler.h"
 #include "session.h"
 
 namespace parc::server {
 
 class PolicyScheduler;
+class NetbootCore;
 
 struct ServerState {
   const ServerConfig* config = nullptr;
@@ -127,6 +130,34 @@ class PolicyServiceImpl final : public v1::PolicyService::Service {
   // The assignment with its group's host counts.
   Expected<v1::AssignmentInfo> Describe(const AssignmentRecord& a);
   ServerState& state_;
+};
+
+// Network installation (netboot_service.cc): the boot server's machines,
+// boot files and templates; the boot server itself is netboot_http.cc.
+class NetbootServiceImpl final : public v1::NetbootService::Service {
+ public:
+  NetbootServiceImpl(ServerState& state, NetbootCore& core) : state_(state), core_(core) {}
+  grpc::Status AddHost(grpc::ServerContext*, const v1::NetbootHost*, v1::NetbootHost*) override;
+  grpc::Status ListHosts(grpc::ServerContext*, const v1::ListNetbootHostsRequest*, v1::ListNetbootHostsResponse*) override;
+  grpc::Status GetHost(grpc::ServerContext*, const v1::GetNetbootHostRequest*, v1::NetbootHost*) override;
+  grpc::Status RemoveHost(grpc::ServerContext*, const v1::GetNetbootHostRequest*, v1::NetbootHost*) override;
+  grpc::Status ArmHost(grpc::ServerContext*, const v1::ArmNetbootHostRequest*, v1::NetbootHost*) override;
+  grpc::Status PreviewAnswer(grpc::ServerContext*, const v1::PreviewAnswerRequest*, v1::PreviewAnswerResponse*) override;
+  grpc::Status AddAsset(grpc::ServerContext*, const v1::NetbootAsset*, v1::NetbootAsset*) override;
+  grpc::Status ListAssets(grpc::ServerContext*, const v1::ListNetbootAssetsRequest*, v1::ListNetbootAssetsResponse*) override;
+  grpc::Status RemoveAsset(grpc::ServerContext*, const v1::RemoveNetbootAssetRequest*, v1::NetbootAsset*) override;
+  grpc::Status GetDnsmasqConfig(grpc::ServerContext*, const v1::DnsmasqConfigRequest*, v1::DnsmasqConfigResponse*) override;
+  grpc::Status SetTemplate(grpc::ServerContext*, const v1::NetbootTemplate*, v1::NetbootTemplate*) override;
+  grpc::Status GetTemplate(grpc::ServerContext*, const v1::GetNetbootTemplateRequest*, v1::NetbootTemplate*) override;
+  grpc::Status ResetTemplate(grpc::ServerContext*, const v1::GetNetbootTemplateRequest*, v1::NetbootTemplate*) override;
+
+ private:
+  v1::NetbootHost Describe(const NetbootHostRecord& host);
+  static void FillAsset(const NetbootAssetRecord& asset, v1::NetbootAsset* out);
+  grpc::Status GetTemplate(grpc::ServerContext*, const v1::GetNetbootTemplateRequest*, v1::NetbootTemplate* response,
+                           const std::string& os);
+  ServerState& state_;
+  NetbootCore& core_;
 };
 
 }  // namespace parc::server

@@ -397,10 +397,59 @@ CREATE TABLE policy_rule_history (
 CREATE INDEX policy_rule_history_by_host ON policy_rule_history(host_id, at);
 )sql";
 
+
+// Migration 4: unattended installation over the network (docs/netboot.md).
+// Machines to install by MAC, the boot files they load (objects of the
+// content store) and the admins' own answer file templates. token_id names
+// the last enrollment token minted for a machine (tokens.id; the secret is
+// never stored), so that its state (installing, enrolled) is read from tokens.
+constexpr std::string_view kNetbootSchema = R"sql(
+CREATE TABLE netboot_hosts (
+  mac TEXT PRIMARY KEY,                    -- aa:bb:cc:dd:ee:ff
+  hostname TEXT NOT NULL,
+  group_name TEXT NOT NULL,
+  os TEXT NOT NULL,                        -- debian12, windows11, ubuntu-cloud
+  disk TEXT NOT NULL,
+  locale TEXT NOT NULL,
+  keyboard TEXT NOT NULL,
+  timezone TEXT NOT NULL,
+  asset TEXT NOT NULL,
+  comment TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '',
+  armed_until INTEGER NOT NULL DEFAULT 0,  -- 0 = its iPXE script boots the local disk
+  answer_fetched_at INTEGER NOT NULL DEFAULT 0,
+  answer_fetched_by TEXT NOT NULL DEFAULT '',
+  token_id TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX netboot_hosts_hostname ON netboot_hosts(hostname);
+CREATE TABLE netboot_assets (
+  name TEXT PRIMARY KEY,
+  cmdline TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE netboot_asset_files (
+  asset TEXT NOT NULL REFERENCES netboot_assets(name) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,                      -- kernel, initrd, file
+  sha256 TEXT NOT NULL,                    -- object in the content store
+  size INTEGER NOT NULL,
+  PRIMARY KEY (asset, name)
+) WITHOUT ROWID;
+CREATE TABLE netboot_templates (
+  os TEXT PRIMARY KEY,
+  text TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  updated_by TEXT NOT NULL DEFAULT ''
+);
+)sql";
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
-  static const std::vector<std::string_view> kMigrations = {kInitialSchema, kDeploySchema, kPolicySchema};
+  static const std::vector<std::string_view> kMigrations = {kInitialSchema, kDeploySchema, kPolicySchema,
+                                                             kNetbootSchema};
   return kMigrations;
 }
 

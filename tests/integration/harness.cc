@@ -105,10 +105,10 @@ Server::~Server() {
 void Server::Start() {
   fs::create_directories(state_dir_);
   fs::remove(state_dir_ / "server.addr");
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{BinaryPath("parc-server").string(), "--state-dir", state_dir_.string(), "--listen",
-                               "127.0.0.1:" + std::to_string(port_), "--heartbeat", "2", "--log-level", "debug"},
-      state_dir_ / ("server-" + std::to_string(++starts_) + ".log"));
+  std::vector<std::string> argv{BinaryPath("parc-server").string(), "--state-dir", state_dir_.string(), "--listen",
+                                "127.0.0.1:" + std::to_string(port_), "--heartbeat", "2", "--log-level", "debug"};
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+  process_ = std::make_unique<Process>(argv, state_dir_ / ("server-" + std::to_string(++starts_) + ".log"));
   bool up = WaitFor([&] { return fs::exists(state_dir_ / "server.addr") || !process_->Running(); },
                     std::chrono::seconds(30));
   INFO(process_->Log());

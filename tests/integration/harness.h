@@ -48,6 +48,8 @@ class Server {
  public:
   explicit Server(const std::filesystem::path& state_dir, uint16_t port = 0);
   ~Server();
+  // Extra parc-server arguments for the next Start (e.g. --boot-listen).
+  void SetExtraArgs(std::vector<std::string> args) { extra_args_ = std::move(args); }
   void Start();
   void Stop();
   void Kill();
@@ -69,6 +71,7 @@ class Server {
   uint16_t port_;
   std::unique_ptr<Process> process_;
   int starts_ = 0;
+  std::vector<std::string> extra_args_;
 };
 
 class Agent {
