@@ -22,6 +22,7 @@
 namespace parc::server {
 
 class PolicyScheduler;
+class ImageStore;
 
 struct ServerState {
   const ServerConfig* config = nullptr;
@@ -35,6 +36,7 @@ struct ServerState {
   Scheduler* scheduler = nullptr;
   PolicyStore* policies = nullptr;
   PolicyScheduler* policy_scheduler = nullptr;
+  ImageStore* images = nullptr;  // image_service.cc
 
   // The admin behind an admin API call (client certificate of the parc-admin kind, not revoked).
   Expected<PeerIdentity> Admin(grpc::ServerContext* context) const;
