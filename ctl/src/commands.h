@@ -14,7 +14,12 @@
 #include "parc/ctl/render.h"
 #include "parc/common/hash.h"
 #include "parc/v1/deploy.grpc.pb.h"
+#include "parc/v1/image.grpc.pb.h"
 #include "parc/v1/policy.grpc.pb.h"
+
+namespace parc::imaging {
+class ChunkStore;
+}
 
 namespace parc::ctl {
 
@@ -70,6 +75,15 @@ struct Options {
   std::string policy;
   bool by_rule = false;
   std::string fail_under;          // compliance: exit 1 when the score is lower
+
+  // Images (image_commands.cc).
+  std::string from;                // capture --from DIR|FILE|/dev/X
+  std::string image_version;       // capture --version
+  std::string store;               // --store DIR: a local chunk store
+  std::string target;              // deploy/verify --target DIR|FILE|/dev/X
+  std::string other_ref;           // diff: the second image
+  std::vector<std::string> exclude;// capture --exclude PATH, repeatable
+  bool push = false;               // capture --push
 };
 
 // Pure helpers of the distribution commands (deploy_commands.cc), tested alone.
@@ -146,6 +160,15 @@ class Commands {
   int PolicyRun();
   int Compliance();
 
+  // Images: local capture/verify, the server's ImageService (image_commands.cc).
+  int ImageCapture();
+  int ImagePush();
+  int ImageList();
+  int ImageShow();
+  int ImageDiff();
+  int ImageDeploy();
+  int ImageVerify();
+
  private:
   // Non-zero exit code if the connection could not be set up.
   int Connect();
@@ -165,6 +188,10 @@ class Commands {
   // ConnectDeploy() plus a PolicyService stub.
   int ConnectPolicy();
   int WatchDeployment();
+  // ConnectDeploy() plus an ImageService stub.
+  int ConnectImage();
+  int PushImage(imaging::ChunkStore& store, const std::string& manifest_json, const std::string& signature,
+                v1::ImageInfo& info, uint64_t& uploaded, uint64_t& present);
 
   const Options& o_;
   std::ostream& out_;
@@ -174,6 +201,7 @@ class Commands {
   std::optional<Connection> conn_;
   std::unique_ptr<v1::DeployService::Stub> deploy_;
   std::unique_ptr<v1::PolicyService::Stub> policy_;
+  std::unique_ptr<v1::ImageService::Stub> image_;
   std::shared_ptr<grpc::Channel> deploy_channel_;
 };
 
