@@ -1,6 +1,10 @@
 #include "image_job.h"
 
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -28,10 +32,16 @@ v1::JobUpdate Failed(const std::string& job_id, const std::string& message) {
 // Chunks from the server's content store, resumed from an offset.
 class GrpcFetcher final : public imaging::ChunkFetcher {
  public:
-  explicit GrpcFetcher(std::function<std::shared_ptr<grpc::Channel>()> channels) : channels_(std::move(channels)) {}
+  GrpcFetcher(std::function<std::shared_ptr<grpc::Channel>()> channels, bool crash_mid_fetch)
+      : channels_(std::move(channels)), crash_mid_fetch_(crash_mid_fetch) {}
 
   ExpectedVoid Fetch(const imaging::ChunkRef& ref, uint64_t offset,
                      const std::function<ExpectedVoid(std::string_view)>& sink) override {
+    if (crash_mid_fetch_ && ++calls_ > 10) {
+      // Lets the chunks already received reach the cache, as they would before a power cut.
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ::raise(SIGKILL);
+    }
     auto stub = v1::AgentService::NewStub(channels_());
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
@@ -71,6 +81,8 @@ class GrpcFetcher final : public imaging::ChunkFetcher {
 
  private:
   std::function<std::shared_ptr<grpc::Channel>()> channels_;
+  bool crash_mid_fetch_;
+  std::atomic<int> calls_{0};
 };
 
 // The job's target inside the agent's root (the root is / on a real host).
@@ -121,7 +133,7 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
   if (auto r = EnsureDirectory(config.state_dir / "images", 0700); !r) return Failed(job.job_id(), r.error().message());
   auto cache = imaging::DirChunkStore::Open(config.state_dir / "images" / "cache");
   if (!cache) return Failed(job.job_id(), cache.error().message());
-  GrpcFetcher fetcher(env.channels);
+  GrpcFetcher fetcher(env.channels, env.crash_at == "image-mid-fetch");
   imaging::DeployOptions o;
   o.trusted = *trusted;
   std::string phase;

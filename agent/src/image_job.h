@@ -23,6 +23,9 @@ struct ImageJobEnv {
   std::function<void(v1::JobUpdate::State state, uint32_t percent, const std::string& message, uint64_t done,
                      uint64_t total)>
       progress;
+  // Test-only fault injection: "image-mid-fetch" SIGKILLs the agent once ten
+  // chunks were fetched (an interrupted deployment, resumed from the cache).
+  std::string crash_at;
 };
 
 v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env);

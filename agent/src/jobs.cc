@@ -230,6 +230,7 @@ v1::JobUpdate JobExecutor::Run(const v1::Job& job) {
     env.channels = channels_;
     env.progress = [&](v1::JobUpdate::State state, uint32_t pct, const std::string& message, uint64_t done,
                        uint64_t total) { Progress(job.job_id(), state, pct, message, done, total); };
+    env.crash_at = CrashAt();
     return RunImageJob(job, env);
   }
   if (job.has_rollback())

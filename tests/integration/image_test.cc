@@ -6,6 +6,7 @@
 // tampered chunk on the server (refused, target untouched), and offline
 // servicing of a captured tree with parc-agent --root (docs/images.md).
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -297,4 +298,42 @@ TEST_CASE("images: offline servicing with parc-agent --root, captured as a new v
   CHECK(U64(diff, "chunks_to_transfer") <= serviced.size() + 3);
   CHECK(U64(diff, "bytes_to_transfer") < 64u << 10);
   CHECK(U64(diff, "chunks_total") > 20);
+}
+
+TEST_CASE("images: a deployment cut off by an agent crash resumes with the chunks it already fetched",
+          "[integration][image]") {
+  ImageLab lab;
+  fs::path master = lab.dir / "master";
+  BuildMaster(master);
+  auto v1 = lab.Capture(master, "1");
+  uint64_t chunks = U64(v1, "chunks");
+
+  lab.agent->Stop();
+  // Test-only fault injection: the agent SIGKILLs itself after ten chunks.
+  ::setenv("PARC_CRASH_AT", "image-mid-fetch", 1);
+  lab.agent->Start();
+  ::unsetenv("PARC_CRASH_AT");
+  auto d = lab.server.CtlJson({"image", "deploy", "ws=1", "--to", "host:" + lab.id, "--target", "/srv/ws"});
+  std::string dep = d["deployment_id"];
+  REQUIRE(WaitFor([&] { return !lab.agent->Running(); }, 60s));
+  CHECK(!fs::exists(lab.Target()));  // nothing swapped in
+  lab.agent->Start();
+  nlohmann::json job;
+  REQUIRE(WaitFor(
+      [&] {
+        auto r = lab.server.Ctl({"deploy", "status", dep, "--json"});
+        if (r.exit_code != 0 && r.exit_code != 1) return false;
+        job = nlohmann::json::parse(r.out)["jobs"][0];
+        return job["state"] == "succeeded" || job["state"] == "failed";
+      },
+      60s));
+  INFO(job.dump(2) << lab.agent->Log());
+  REQUIRE(job["state"] == "succeeded");
+  auto stats = nlohmann::json::parse(job["output"].get<std::string>());
+  CHECK(U64(stats, "from_cache") >= 1);  // fetched before the crash, not again
+  CHECK(U64(stats, "fetched") < chunks);
+  CHECK(U64(stats, "fetched") + U64(stats, "from_cache") == chunks);
+  auto verified = lab.Verify("1");
+  INFO(verified.out << verified.err);
+  CHECK(verified.exit_code == 0);
 }
