@@ -337,3 +337,49 @@ TEST_CASE("images: a deployment cut off by an agent crash resumes with the chunk
   INFO(verified.out << verified.err);
   CHECK(verified.exit_code == 0);
 }
+
+TEST_CASE("images: a block image (a disk image file) deployed to a file target, then a small change",
+          "[integration][image]") {
+  ImageLab lab;
+  fs::path disk = lab.dir / "disk.img";
+  std::string bytes = RandomBytes(2u << 20, 99);
+  WriteFile(disk, bytes);
+  auto capture = [&](const std::string& version) {
+    auto r = lab.server.Ctl({"image", "capture", "--from", disk.string(), "--name", "disk", "--version", version, "--key",
+                             lab.key.string(), "-o", lab.store.string(), "--push", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    return nlohmann::json::parse(r.out);
+  };
+  auto deploy = [&](const std::string& version) {
+    auto d = lab.server.CtlJson({"image", "deploy", "disk=" + version, "--to", "host:" + lab.id, "--target", "/srv/disk.img"});
+    std::string dep = d["deployment_id"];
+    nlohmann::json job;
+    REQUIRE(WaitFor(
+        [&] {
+          auto r = lab.server.Ctl({"deploy", "status", dep, "--json"});
+          if (r.exit_code != 0 && r.exit_code != 1) return false;
+          job = nlohmann::json::parse(r.out)["jobs"][0];
+          return job["state"] == "succeeded" || job["state"] == "failed";
+        },
+        60s));
+    INFO(job.dump(2));
+    REQUIRE(job["state"] == "succeeded");
+    return nlohmann::json::parse(job["output"].get<std::string>());
+  };
+  fs::create_directories(lab.agent->root() / "srv");
+  auto v1 = capture("1");
+  CHECK(v1["kind"] == "block");
+  auto s1 = deploy("1");
+  CHECK(U64(s1, "fetched") == U64(v1, "chunks"));
+  CHECK(ReadFileOrEmpty(lab.agent->root() / "srv/disk.img") == bytes);
+
+  bytes.replace(1000000, 12, "twelve bytes");
+  WriteFile(disk, bytes);
+  capture("2");
+  auto s2 = deploy("2");
+  CHECK(U64(s2, "fetched") >= 1);
+  CHECK(U64(s2, "fetched") <= 3);
+  CHECK(U64(s2, "written_bytes") < 1u << 20);  // only the regions that differ were rewritten
+  CHECK(ReadFileOrEmpty(lab.agent->root() / "srv/disk.img") == bytes);
+}
