@@ -481,7 +481,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       "Each agent fetches only the chunks neither its cache nor the target's current content holds,\n"
       "verifies every chunk and the signature, swaps a tree in atomically (a block target is written\n"
       "in place and read back), and leaves the target as it was if anything fails.\n"
-      "Then: parcctl deploy status ID --watch.");
+      "Then: parcctl deploy status ID --watch (or give --watch here).");
   image_deploy->add_option("image", o.package_ref, "NAME or NAME=VERSION (default: newest)")
       ->required()
       ->type_name("NAME[=VERSION]");
@@ -493,6 +493,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       ->type_name("DIR|/dev/X");
   image_deploy->add_option("--max-parallel", o.max_parallel, "Hosts working at once")->type_name("N");
   image_deploy->add_option("--comment", o.comment, "Note kept in the audit log")->type_name("TEXT");
+  image_deploy->add_flag("--watch", o.watch, "Follow the deployment until every host is done (exit 1 if one failed)");
   CLI::App* image_verify = leaf(
       image, "verify", "Check an image of a local store (signature, every chunk) and optionally a target against it",
       &Commands::ImageVerify,

@@ -202,6 +202,7 @@ class Commands {
   std::unique_ptr<v1::DeployService::Stub> deploy_;
   std::unique_ptr<v1::PolicyService::Stub> policy_;
   std::unique_ptr<v1::ImageService::Stub> image_;
+  std::string watch_id_;  // WatchDeployment: this deployment instead of o_.id (image deploy --watch)
   std::shared_ptr<grpc::Channel> deploy_channel_;
 };
 

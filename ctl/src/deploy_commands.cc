@@ -466,7 +466,7 @@ int Commands::DeployStatus() {
 
 int Commands::WatchDeployment() {
   v1::GetDeploymentRequest req;
-  req.set_deployment_id(o_.id);
+  req.set_deployment_id(watch_id_.empty() ? o_.id : watch_id_);
   grpc::ClientContext ctx;  // runs as long as the deployment does
   if (!conn_->WaitUntilConnected()) conn_->SetDeadline(ctx);
   auto reader = deploy_->WatchDeployment(&ctx, req);

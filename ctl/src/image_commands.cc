@@ -474,6 +474,11 @@ int Commands::ImageDeploy() {
   grpc::ClientContext ctx;
   conn_->SetDeadline(ctx);
   if (auto st = image_->DeployImage(&ctx, req, &resp); !st.ok()) return RpcFailed(st);
+  if (o_.watch) {
+    // The same view as 'parcctl deploy status ID --watch', until every host is done.
+    watch_id_ = resp.deployment_id();
+    return WatchDeployment();
+  }
   return Emit(resp, [&] {
     return "deployment " + resp.deployment_id() + ": image " + RefLabel(*ref) + " (" + resp.version() + ") to " +
            o_.target + " on " + std::to_string(resp.jobs_size()) + " host(s)\nfollow it: parcctl deploy status " +

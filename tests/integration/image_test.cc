@@ -370,8 +370,17 @@ TEST_CASE("images: a block image (a disk image file) deployed to a file target, 
   fs::create_directories(lab.agent->root() / "srv");
   auto v1 = capture("1");
   CHECK(v1["kind"] == "block");
+  // --watch follows the deployment to its end, as deploy status --watch does.
+  auto watched = lab.server.Ctl({"image", "deploy", "disk=1", "--to", "host:" + lab.id, "--target", "/srv/watched.img",
+                                 "--watch"});
+  INFO(watched.out << watched.err);
+  CHECK(watched.exit_code == 0);
+  CHECK_THAT(watched.out, Catch::Contains("finished: completed"));
+  CHECK(ReadFileOrEmpty(lab.agent->root() / "srv/watched.img") == bytes);
+  // The same image to another target of the host: every chunk is in the agent's cache now.
   auto s1 = deploy("1");
-  CHECK(U64(s1, "fetched") == U64(v1, "chunks"));
+  CHECK(U64(s1, "fetched") == 0);
+  CHECK(U64(s1, "from_cache") == U64(v1, "chunks"));
   CHECK(ReadFileOrEmpty(lab.agent->root() / "srv/disk.img") == bytes);
 
   bytes.replace(1000000, 12, "twelve bytes");
