@@ -477,6 +477,7 @@ int Commands::WatchDeployment() {
     if (o_.json) {
       if (int rc = Emit(info, {})) return rc;  // one JSON document per line and update
       out_.flush();
+      first = false;  // else a finished watch reads as "the server sent nothing" (exit 1)
       continue;
     }
     if (first) {

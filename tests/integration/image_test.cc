@@ -377,6 +377,11 @@ TEST_CASE("images: a block image (a disk image file) deployed to a file target, 
   CHECK(watched.exit_code == 0);
   CHECK_THAT(watched.out, Catch::Contains("finished: completed"));
   CHECK(ReadFileOrEmpty(lab.agent->root() / "srv/watched.img") == bytes);
+  auto watched_json = lab.server.Ctl({"image", "deploy", "disk=1", "--to", "host:" + lab.id, "--target",
+                                      "/srv/watched2.img", "--watch", "--json"});
+  INFO(watched_json.out << watched_json.err);
+  CHECK(watched_json.exit_code == 0);  // every job succeeded
+  CHECK(!watched_json.out.empty());
   // The same image to another target of the host: every chunk is in the agent's cache now.
   auto s1 = deploy("1");
   CHECK(U64(s1, "fetched") == 0);
