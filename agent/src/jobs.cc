@@ -15,6 +15,7 @@
 #include "parc/packages/installer.h"
 #include "parc/packages/signing.h"
 #include "parc/v1/agent.grpc.pb.h"
+#include "image_job.h"
 #include "policy_job.h"
 
 namespace parc::agent {
@@ -222,6 +223,15 @@ v1::JobUpdate JobExecutor::Run(const v1::Job& job) {
     };
     env.crash_at = CrashAt();
     return RunPolicyJob(job, env);
+  }
+  if (job.has_image()) {
+    ImageJobEnv env;
+    env.config = &config_;
+    env.channels = channels_;
+    env.progress = [&](v1::JobUpdate::State state, uint32_t pct, const std::string& message, uint64_t done,
+                       uint64_t total) { Progress(job.job_id(), state, pct, message, done, total); };
+    env.crash_at = CrashAt();
+    return RunImageJob(job, env);
   }
   if (job.has_rollback())
     if (auto done = RestorePolicyPoint(job.job_id(), job.rollback().point_id(), config_)) return *done;

@@ -54,6 +54,7 @@ std::string MainFooter() {
              "  parcctl deploy status 3f2a9c1e --watch          follow the rollout\n"
              "  parcctl policy assign anssi-bp28-debian12 --to group:lab --mode audit   harden, check\n"
              "  parcctl compliance --group lab                  scores and drift per host\n"
+             "  parcctl image capture --from /srv/master --name ws --version 1 --key acme.key --push\n"
              "\n"
              "Hosts are named by host id, a unique id prefix (the 8 characters tables show) or hostname.\n"
              "Server: --server, else $PARC_SERVER, else the '# server:' line of the credentials file.\n"
@@ -534,6 +535,94 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   nb_tset->add_option("file", o.path, "Template file")->required()->type_name("FILE");
   CLI::App* nb_treset = leaf(nb_template, "reset", "Go back to the shipped template", &Commands::NetbootTemplateReset);
   os_option(nb_treset);
+  // image: capture/verify locally, push, list, diff and deploy (image_commands.cc, docs/images.md)
+  CLI::App* image = group_of("image", "OS images: capture a master, sign, push, diff, deploy to hosts, verify");
+  CLI::App* image_capture = leaf(
+      image, "capture", "Capture a directory tree, an image file or a block device as a signed, chunked image",
+      &Commands::ImageCapture,
+      "Examples:\n"
+      "  parcctl image capture --from /srv/master --name ws-debian12 --version 1 --key acme.key -o /srv/images\n"
+      "  parcctl image capture --from /srv/master --name ws-debian12 --version 2 --key acme.key -o /srv/images --push\n"
+      "  parcctl image capture --from /dev/sdb --name thin-client --version 2026.12 --key acme.key --push\n"
+      "The store DIR (-o) is a content store layout (objects/ab/<sha256>) plus images/NAME_VERSION.manifest.json\n"
+      "and .sig: chunks of earlier versions there are reused, not compressed again. --push uploads only\n"
+      "the chunks the server lacks, then registers the image. Progress goes to stderr.");
+  image_capture->add_option("--from", o.from, "Directory tree, image file or block device to capture")
+      ->required()
+      ->type_name("DIR|FILE|/dev/X");
+  image_capture->add_option("--name", o.name, "Image name: [a-z0-9][a-z0-9+._-]*")->required()->type_name("NAME");
+  image_capture->add_option("--version", o.image_version, "Image version: [A-Za-z0-9.+~:_-]+")
+      ->required()
+      ->type_name("VERSION");
+  image_capture->add_option("--key", o.key, "Sign with this publisher private key (parcctl key create)")
+      ->type_name("KEYFILE");
+  image_capture->add_option("--expires", o.expires, "Signature lifetime: 30d, 365d ... (default 365d)")
+      ->type_name("DURATION");
+  image_capture->add_option("-o,--output", o.output, "Local chunk store to write into (created if missing)")
+      ->type_name("DIR");
+  image_capture->add_flag("--push", o.push, "Upload to the server and register the image (needs --key)");
+  image_capture->add_option("--exclude", o.exclude, "In-image path left out with everything below it (repeatable)")
+      ->type_name("PATH");
+  CLI::App* image_push = leaf(image, "push", "Upload an image of a local store to the server and register it",
+                              &Commands::ImagePush,
+                              "Example:\n  parcctl image push ws-debian12=2 --store /srv/images");
+  image_push->add_option("image", o.package_ref, "NAME or NAME=VERSION (default: newest in the store)")
+      ->required()
+      ->type_name("NAME[=VERSION]");
+  image_push->add_option("--store", o.store, "Local chunk store")->required()->type_name("DIR");
+  CLI::App* image_list = leaf(image, "list", "Images registered on the server, every version", &Commands::ImageList,
+                              "Examples:\n  parcctl image list\n  parcctl image list ws-debian12 --json");
+  image_list->add_option("name", o.name, "Only this image's versions")->type_name("NAME");
+  CLI::App* image_show = leaf(image, "show", "One registered image: kind, size, chunks, signature", &Commands::ImageShow,
+                              "Examples:\n  parcctl image show ws-debian12\n  parcctl image show ws-debian12=1 --json");
+  image_show->add_option("image", o.package_ref, "NAME or NAME=VERSION (default: newest)")
+      ->required()
+      ->type_name("NAME[=VERSION]");
+  CLI::App* image_diff = leaf(
+      image, "diff", "What changed between two images, and how much a host holding the first must fetch",
+      &Commands::ImageDiff,
+      "Examples:\n  parcctl image diff ws-debian12=1 ws-debian12=2\n"
+      "  parcctl image diff ws-debian12=1 ws-debian12=2 --store /srv/images     (local, no server)\n"
+      "Lines: + added, - removed, ~ changed (content, mode, owner, mtime, xattrs ...).");
+  image_diff->add_option("from", o.package_ref, "NAME=VERSION")->required()->type_name("A");
+  image_diff->add_option("to", o.other_ref, "NAME=VERSION")->required()->type_name("B");
+  image_diff->add_option("--store", o.store, "Compare images of this local store instead of the server's")
+      ->type_name("DIR");
+  CLI::App* image_deploy = leaf(
+      image, "deploy", "Deploy a registered image to hosts: one job per host, followed like a package deployment",
+      &Commands::ImageDeploy,
+      "Examples:\n  parcctl image deploy ws-debian12 --to group:lab --target /srv/ws\n"
+      "  parcctl image deploy thin-client=2026.12 --to host:tc-07 --target /dev/sda2\n"
+      "Each agent fetches only the chunks neither its cache nor the target's current content holds,\n"
+      "verifies every chunk and the signature, swaps a tree in atomically (a block target is written\n"
+      "in place and read back), and leaves the target as it was if anything fails.\n"
+      "Then: parcctl deploy status ID --watch (or give --watch here).");
+  image_deploy->add_option("image", o.package_ref, "NAME or NAME=VERSION (default: newest)")
+      ->required()
+      ->type_name("NAME[=VERSION]");
+  image_deploy->add_option("--to", o.to, "Target, repeatable: group:NAME or host:HOST")
+      ->allow_extra_args(false)
+      ->type_name("TARGET");
+  image_deploy->add_option("--target", o.target, "Where on each host: a directory (tree) or a file or /dev/X (block)")
+      ->required()
+      ->type_name("DIR|/dev/X");
+  image_deploy->add_option("--max-parallel", o.max_parallel, "Hosts working at once")->type_name("N");
+  image_deploy->add_option("--comment", o.comment, "Note kept in the audit log")->type_name("TEXT");
+  image_deploy->add_flag("--watch", o.watch, "Follow the deployment until every host is done (exit 1 if one failed)");
+  CLI::App* image_verify = leaf(
+      image, "verify", "Check an image of a local store (signature, every chunk) and optionally a target against it",
+      &Commands::ImageVerify,
+      "Examples:\n  parcctl image verify ws-debian12=2 --store /srv/images --trust acme.pub\n"
+      "  parcctl image verify ws-debian12=2 --store /srv/images --target /srv/ws\n"
+      "Exit code 0: everything matches; 1: a bad chunk, signature or difference (listed).");
+  image_verify->add_option("image", o.package_ref, "NAME or NAME=VERSION (default: newest in the store)")
+      ->required()
+      ->type_name("NAME[=VERSION]");
+  image_verify->add_option("--store", o.store, "Local chunk store")->required()->type_name("DIR");
+  image_verify->add_option("--target", o.target, "Also compare this tree, file or device with the image")
+      ->type_name("DIR|FILE|/dev/X");
+  image_verify->add_option("--trust", o.trust, "Check the signature with this public key (repeatable)")
+      ->type_name("PUBFILE");
 
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());

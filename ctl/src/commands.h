@@ -14,8 +14,13 @@
 #include "parc/ctl/render.h"
 #include "parc/common/hash.h"
 #include "parc/v1/deploy.grpc.pb.h"
+#include "parc/v1/image.grpc.pb.h"
 #include "parc/v1/policy.grpc.pb.h"
 #include "parc/v1/netboot.grpc.pb.h"
+
+namespace parc::imaging {
+class ChunkStore;
+}
 
 namespace parc::ctl {
 
@@ -82,6 +87,14 @@ struct Options {
   std::string interface, subnet, netmask, tftp_root, chain;
   bool tftp_copy = false;
   std::string answer_file;         // netboot preview --file
+  // Images (image_commands.cc).
+  std::string from;                // capture --from DIR|FILE|/dev/X
+  std::string image_version;       // capture --version
+  std::string store;               // --store DIR: a local chunk store
+  std::string target;              // deploy/verify --target DIR|FILE|/dev/X
+  std::string other_ref;           // diff: the second image
+  std::vector<std::string> exclude;// capture --exclude PATH, repeatable
+  bool push = false;               // capture --push
 };
 
 // Pure helpers of the distribution commands (deploy_commands.cc), tested alone.
@@ -172,6 +185,14 @@ class Commands {
   int NetbootTemplateShow();
   int NetbootTemplateSet();
   int NetbootTemplateReset();
+  // Images: local capture/verify, the server's ImageService (image_commands.cc).
+  int ImageCapture();
+  int ImagePush();
+  int ImageList();
+  int ImageShow();
+  int ImageDiff();
+  int ImageDeploy();
+  int ImageVerify();
 
  private:
   // Non-zero exit code if the connection could not be set up.
@@ -194,6 +215,10 @@ class Commands {
   int WatchDeployment();
   // ConnectDeploy() plus a NetbootService stub.
   int ConnectNetboot();
+  // ConnectDeploy() plus an ImageService stub.
+  int ConnectImage();
+  int PushImage(imaging::ChunkStore& store, const std::string& manifest_json, const std::string& signature,
+                v1::ImageInfo& info, uint64_t& uploaded, uint64_t& present);
 
   const Options& o_;
   std::ostream& out_;
@@ -204,6 +229,8 @@ class Commands {
   std::unique_ptr<v1::DeployService::Stub> deploy_;
   std::unique_ptr<v1::PolicyService::Stub> policy_;
   std::unique_ptr<v1::NetbootService::Stub> netboot_;
+  std::unique_ptr<v1::ImageService::Stub> image_;
+  std::string watch_id_;  // WatchDeployment: this deployment instead of o_.id (image deploy --watch)
   std::shared_ptr<grpc::Channel> deploy_channel_;
 };
 

@@ -466,7 +466,7 @@ int Commands::DeployStatus() {
 
 int Commands::WatchDeployment() {
   v1::GetDeploymentRequest req;
-  req.set_deployment_id(o_.id);
+  req.set_deployment_id(watch_id_.empty() ? o_.id : watch_id_);
   grpc::ClientContext ctx;  // runs as long as the deployment does
   if (!conn_->WaitUntilConnected()) conn_->SetDeadline(ctx);
   auto reader = deploy_->WatchDeployment(&ctx, req);
@@ -477,6 +477,7 @@ int Commands::WatchDeployment() {
     if (o_.json) {
       if (int rc = Emit(info, {})) return rc;  // one JSON document per line and update
       out_.flush();
+      first = false;  // else a finished watch reads as "the server sent nothing" (exit 1)
       continue;
     }
     if (first) {

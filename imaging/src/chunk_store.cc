@@ -3,6 +3,7 @@
 #include <zstd.h>
 
 #include <atomic>
+#include <cstring>
 #include <memory>
 
 #include "codec.h"
@@ -43,14 +44,14 @@ Expected<Digest> Digest::FromHex(std::string_view hex) {
   auto raw = HexDecode(hex);
   if (!raw) return Fail(raw.error());
   Digest d;
-  __builtin_memcpy(d.bytes.data(), raw->data(), 32);
+  std::memcpy(d.bytes.data(), raw->data(), 32);
   return d;
 }
 
 Digest Digest::Of(std::string_view data) {
   Digest d;
   std::string raw = Sha256(data);
-  __builtin_memcpy(d.bytes.data(), raw.data(), 32);
+  std::memcpy(d.bytes.data(), raw.data(), 32);
   return d;
 }
 
@@ -61,14 +62,17 @@ namespace internal {
 Expected<std::string> CompressFrame(std::string_view plain, int zstd_level) {
   ZSTD_CCtx* cctx = ThreadCCtx();
   if (!cctx) return Fail(Errc::kResourceExhausted, "cannot create a zstd context");
-  std::string out(ZSTD_compressBound(plain.size()), '\0');
   ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, zstd_level);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
-  size_t n = ZSTD_compress2(cctx, out.data(), out.size(), plain.data(), plain.size());
+  std::string out;
+  size_t n = 0;
+  out.resize_and_overwrite(ZSTD_compressBound(plain.size()), [&](char* p, size_t cap) {
+    n = ZSTD_compress2(cctx, p, cap, plain.data(), plain.size());
+    return ZSTD_isError(n) ? 0 : n;
+  });
   if (ZSTD_isError(n)) return Fail(Errc::kInternal, std::string("zstd: ") + ZSTD_getErrorName(n));
-  out.resize(n);
   return out;
 }
 
@@ -93,8 +97,12 @@ Expected<std::string> DecodeChunk(const ChunkRef& ref, std::string_view stored) 
                                    " bytes: refused");
   ZSTD_DCtx* dctx = ThreadDCtx();
   if (!dctx) return Fail(Errc::kResourceExhausted, "cannot create a zstd context");
-  std::string plain(ref.size, '\0');
-  size_t n = ZSTD_decompressDCtx(dctx, plain.data(), plain.size(), stored.data(), stored.size());
+  std::string plain;
+  size_t n = 0;
+  plain.resize_and_overwrite(ref.size, [&](char* p, size_t cap) {
+    n = ZSTD_decompressDCtx(dctx, p, cap, stored.data(), stored.size());
+    return ZSTD_isError(n) ? 0 : n;
+  });
   if (ZSTD_isError(n) || n != ref.size)
     return Fail(Errc::kCrypto, "chunk " + Short(ref.object) + " does not decompress: refused");
   if (Digest::Of(plain) != ref.sha256)

@@ -56,7 +56,8 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
     return ctx(Error(Errc::kResourceExhausted, "the device holds " + std::to_string(*current) + " bytes, the image needs " +
                                                    std::to_string(size)));
   if (!device && size > *current) {
-    auto free = sys::FreeBytes(fs::absolute(target).parent_path());
+    std::error_code aec;
+    auto free = sys::FreeBytes(fs::absolute(target, aec).parent_path());
     if (free && *free < size - *current)
       return ctx(Error(Errc::kResourceExhausted, "needs " + std::to_string((size - *current) >> 20) + " MiB more, " +
                                                      std::to_string(*free >> 20) + " MiB are free"));
@@ -113,7 +114,10 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
   };
   std::optional<sys::Fd> stash;
   uint64_t stash_end = 0;
-  fs::path work = o.work_dir.empty() ? (device ? fs::temp_directory_path() : fs::absolute(target).parent_path()) : o.work_dir;
+  std::error_code ec;
+  fs::path work = o.work_dir;
+  if (work.empty()) work = device ? fs::temp_directory_path(ec) : fs::absolute(target, ec).parent_path();
+  if (work.empty()) work = "/var/tmp";
   gatherer.RelocateSeeds([&](const ChunkRef& ref, uint32_t& source, uint64_t& offset) {
     if (source != kTarget || !overwritten(offset, ref.size)) return true;
     if (!stash) {

@@ -426,8 +426,12 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
       if (auto r = sys::RemoveTree(p.staging); !r) return ctx(r.error());  // half-written: discarded
       if (auto r = RemoveJournal(p); !r) return ctx(r.error());
     }
-  } else if (sys::Exists(p.staging)) {
-    if (auto r = sys::RemoveTree(p.staging); !r) return ctx(r.error());
+  } else {
+    if (sys::Exists(p.staging))
+      if (auto r = sys::RemoveTree(p.staging); !r) return ctx(r.error());
+    if (sys::Exists(p.previous))
+      return ctx(Error(Errc::kFailedPrecondition, p.previous.string() +
+                                                      " exists but no deployment refers to it; move it away or remove it"));
   }
   if (auto c = CheckTarget(p); !c) return ctx(c.error());
 

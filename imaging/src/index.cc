@@ -202,8 +202,8 @@ struct Totals {
 Expected<Entry> ParseEntry(const json& j, const std::string& where, const Manifest& m, const IndexLimits& limits) {
   Obj o(j, where);
   if (!j.is_object()) return o.Err("must be a JSON object");
-  if (!j.contains("type") || !j["type"].is_string()) return o.Err("needs a string 'type'");
-  std::string type = j["type"].get<std::string>();
+  if (!j.contains("type") || !j.at("type").is_string()) return o.Err("needs a string 'type'");
+  std::string type = j.at("type").get<std::string>();
   Entry e;
   static const std::pair<const char*, EntryType> kTypes[] = {
       {"dir", EntryType::kDirectory}, {"file", EntryType::kFile},  {"symlink", EntryType::kSymlink},
@@ -266,7 +266,7 @@ Expected<Entry> ParseEntry(const json& j, const std::string& where, const Manife
   auto nsec = o.U64("mtime_nsec", 999999999);
   if (!nsec) return Fail(nsec.error());
   e.mtime_nsec = static_cast<uint32_t>(*nsec);
-  const json& x = j["xattrs"];
+  const json& x = j.at("xattrs");
   if (!x.is_object()) return o.Err("'xattrs' must be an object");
   for (const auto& [k, v] : x.items()) {
     if (k.empty() || k.size() > 255 || k.find('.') == std::string::npos)
@@ -281,7 +281,7 @@ Expected<Entry> ParseEntry(const json& j, const std::string& where, const Manife
     auto size = o.U64("size", limits.max_image_bytes);
     if (!size) return Fail(size.error());
     e.size = *size;
-    const json& cs = j["chunks"];
+    const json& cs = j.at("chunks");
     if (!cs.is_array()) return o.Err("'chunks' must be an array");
     if (cs.size() > e.size) return o.Err("more chunks than bytes");
     uint64_t sum = 0;
@@ -407,7 +407,20 @@ std::string CanonicalManifest(const Manifest& m) {
   return Dump(j);
 }
 
+namespace {
+Expected<Manifest> ParseManifestJson(std::string_view text, const IndexLimits& limits);
+}  // namespace
+
 Expected<Manifest> ParseManifest(std::string_view text, const IndexLimits& limits) {
+  try {  // the checks below make nlohmann::json's accessors safe; this is the adapter's net
+    return ParseManifestJson(text, limits);
+  } catch (const std::exception& e) {
+    return Fail(Errc::kParse, std::string("image manifest: ") + e.what());
+  }
+}
+
+namespace {
+Expected<Manifest> ParseManifestJson(std::string_view text, const IndexLimits& limits) {
   const std::string where = "image manifest";
   if (text.size() > (64u << 20)) return Fail(Errc::kParse, where + ": larger than 64 MiB");
   auto jv = ParseJson(text, where);
@@ -446,7 +459,7 @@ Expected<Manifest> ParseManifest(std::string_view text, const IndexLimits& limit
     if (!v) return Fail(v.error());
     *out = static_cast<int64_t>(*v);
   }
-  Obj ch(j["chunking"], where + ": chunking");
+  Obj ch(j.at("chunking"), where + ": chunking");
   if (auto k = ch.Keys({"algorithm", "min", "avg", "max"}); !k) return Fail(k.error());
   auto alg = ch.Str("algorithm");
   if (!alg) return Fail(alg.error());
@@ -456,7 +469,7 @@ Expected<Manifest> ParseManifest(std::string_view text, const IndexLimits& limit
     if (!*v) return Fail(v->error());
   m.chunking = {static_cast<uint32_t>(*cmin), static_cast<uint32_t>(*cavg), static_cast<uint32_t>(*cmax)};
   if (auto v = m.chunking.Validate(); !v) return ch.Err(v.error().message());
-  Obj co(j["compression"], where + ": compression");
+  Obj co(j.at("compression"), where + ": compression");
   if (auto k = co.Keys({"algorithm", "level"}); !k) return Fail(k.error());
   auto calg = co.Str("algorithm");
   if (!calg) return Fail(calg.error());
@@ -475,7 +488,7 @@ Expected<Manifest> ParseManifest(std::string_view text, const IndexLimits& limit
     if (!v) return Fail(v.error());
     *out = *v;
   }
-  Obj bo(j["body"], where + ": body");
+  Obj bo(j.at("body"), where + ": body");
   if (auto k = bo.Keys({"size", "sha256", "chunks"}); !k) return Fail(k.error());
   auto bsize = bo.U64("size", limits.max_body_bytes);
   if (!bsize) return Fail(bsize.error());
@@ -498,6 +511,7 @@ Expected<Manifest> ParseManifest(std::string_view text, const IndexLimits& limit
     return Fail(Errc::kParse, where + ": not in canonical form (compact JSON, sorted keys, no escapes that are not needed)");
   return m;
 }
+}  // namespace
 
 std::string SerializeBody(const Image& image) {
   std::string out;

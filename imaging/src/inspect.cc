@@ -1,6 +1,7 @@
 #include "parc/imaging/inspect.h"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -166,28 +167,26 @@ Expected<VerifyReport> VerifyBlock(const Image& image, const fs::path& target, c
   std::vector<uint64_t> offsets(image.blocks.size() + 1, 0);
   for (size_t i = 0; i < image.blocks.size(); ++i) offsets[i + 1] = offsets[i] + image.blocks[i].size;
   ticker.Phase("verify", want, image.blocks.size());
-  std::mutex mu;
+  std::vector<uint8_t> differs(image.blocks.size(), 0);
+  std::atomic<uint64_t> checked{0};
   auto r = internal::ParallelFor(image.blocks.size(), internal::ThreadCount(o.threads), ticker, [&](size_t i, unsigned) -> ExpectedVoid {
     const ChunkRef& c = image.blocks[i];
     std::string buf(c.size, '\0');
     auto n = sys::PReadFull(*fd, buf.data(), c.size, offsets[i]);
     if (!n) return Fail(n.error());
     ticker.Add(*n, 1);
-    bool same = *n == c.size && Digest::Of(buf) == c.sha256;
-    std::lock_guard lock(mu);
-    report.checked_bytes += *n;
-    ++report.checked_entries;
-    if (!same) {
-      report.differences.push_back({target.string(), "content", Range(offsets[i], c.size)});
-      report.differing_bytes += c.size;
-    }
+    checked += *n;
+    differs[i] = !(*n == c.size && Digest::Of(buf) == c.sha256);
     return {};
   });
   if (!r) return Fail(r.error());
-  std::sort(report.differences.begin(), report.differences.end(), [](const Difference& a, const Difference& b) {
-    auto start = [](const Difference& d) { return d.what == "content" ? std::stoull(d.detail.substr(6)) : 0ull; };
-    return start(a) < start(b);
-  });
+  report.checked_bytes = checked.load();
+  report.checked_entries = image.blocks.size();
+  for (size_t i = 0; i < image.blocks.size(); ++i)
+    if (differs[i]) {
+      report.differences.push_back({target.string(), "content", Range(offsets[i], image.blocks[i].size)});
+      report.differing_bytes += image.blocks[i].size;
+    }
   return report;
 }
 

@@ -14,6 +14,8 @@
 #include "netboot_http.h"
 #include "parc/common/files.h"
 #include "parc/common/log.h"
+#include "image_service.h"
+#include "parc/server/image_store.h"
 #include "policy_scheduler.h"
 #include "server_pki.h"
 #include "services.h"
@@ -71,6 +73,12 @@ int Run(ServerConfig config) {
       [&policy_scheduler](const JobRecord& job, const v1::JobUpdate& u) { return policy_scheduler.OnTerminal(job, u); });
   state.policies = policies->get();
   state.policy_scheduler = &policy_scheduler;
+  auto images = OpenSqliteImageStore(config.database_path().string());
+  if (!images) {
+    spdlog::critical("cannot open the image table: {}", images.error().message());
+    return 1;
+  }
+  state.images = images->get();
 
   // Network installation (docs/netboot.md); its boot server starts below, once the address is known.
   auto netboot_store = OpenSqliteNetbootStore(config.database_path().string());
@@ -85,6 +93,7 @@ int Run(ServerConfig config) {
   AdminServiceImpl admin_service(state);
   DeployServiceImpl deploy_service(state);
   PolicyServiceImpl policy_service(state);
+  ImageServiceImpl image_service(state);
 
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = tls->ca.certificate_pem();
@@ -98,6 +107,7 @@ int Run(ServerConfig config) {
   builder.RegisterService(&deploy_service);
   builder.RegisterService(&policy_service);
   builder.RegisterService(&netboot_service);
+  builder.RegisterService(&image_service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   // A stale server on the same port must not silently take half the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

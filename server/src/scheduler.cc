@@ -109,6 +109,17 @@ v1::Job Scheduler::ToWire(const JobRecord& j) {
       p->set_level(params.value("level", ""));
       p->set_assignment_id(params.value("assignment_id", ""));
     }
+  } else if (j.kind == "image") {
+    auto* im = w.mutable_image();
+    im->set_name(j.package);
+    im->set_version(j.version);
+    auto params = nlohmann::json::parse(j.params, nullptr, false);
+    if (params.is_object()) {
+      im->set_manifest_json(params.value("manifest_json", ""));
+      if (auto sig = HexDecode(params.value("signature", ""))) im->set_signature(*sig);
+      im->set_kind(params.value("kind", ""));
+      im->set_target(params.value("target", ""));
+    }
   }
   return w;
 }

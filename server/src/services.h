@@ -25,6 +25,7 @@ namespace parc::server {
 
 class PolicyScheduler;
 class NetbootCore;
+class ImageStore;
 
 struct ServerState {
   const ServerConfig* config = nullptr;
@@ -38,6 +39,7 @@ struct ServerState {
   Scheduler* scheduler = nullptr;
   PolicyStore* policies = nullptr;
   PolicyScheduler* policy_scheduler = nullptr;
+  ImageStore* images = nullptr;  // image_service.cc
 
   // The admin behind an admin API call (client certificate of the parc-admin kind, not revoked).
   Expected<PeerIdentity> Admin(grpc::ServerContext* context) const;

@@ -445,11 +445,39 @@ CREATE TABLE netboot_templates (
   updated_by TEXT NOT NULL DEFAULT ''
 );
 )sql";
+// Images (docs/images.md): one row per signed image version. The body and
+// the chunks are content-store objects; image deployments are deployments
+// and jobs (kind 'image', params = manifest, signature, target) of
+// migration 2's tables. A table of its own, appended last: migration 4 is the
+// netboot branch's, so when both are merged this one comes after it.
+constexpr std::string_view kImageSchema = R"sql(
+CREATE TABLE images (
+  name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  kind TEXT NOT NULL,                     -- tree, block
+  publisher TEXT NOT NULL DEFAULT '',
+  key_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  signed_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  uploaded_at INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  entries INTEGER NOT NULL,
+  chunks INTEGER NOT NULL,
+  stored_size INTEGER NOT NULL,
+  image_id TEXT NOT NULL,                 -- SHA-256 of manifest_json
+  uploaded_by TEXT NOT NULL DEFAULT '',
+  manifest_json TEXT NOT NULL,            -- the signed bytes
+  signature BLOB NOT NULL,
+  PRIMARY KEY (name, version)
+);
+)sql";
+
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
   static const std::vector<std::string_view> kMigrations = {kInitialSchema, kDeploySchema, kPolicySchema,
-                                                             kNetbootSchema};
+                                                             kNetbootSchema, kImageSchema};
   return kMigrations;
 }
 

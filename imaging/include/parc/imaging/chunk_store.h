@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -29,7 +30,7 @@ struct DigestHash {
   size_t operator()(const Digest& d) const noexcept {
     size_t h;
     static_assert(sizeof h <= sizeof d.bytes);
-    __builtin_memcpy(&h, d.bytes.data(), sizeof h);  // already uniformly distributed
+    std::memcpy(&h, d.bytes.data(), sizeof h);  // already uniformly distributed
     return h;
   }
 };

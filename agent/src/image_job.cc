@@ -1,0 +1,201 @@
+#include "image_job.h"
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "parc/common/files.h"
+#include "parc/common/log.h"
+#include "parc/common/timeutil.h"
+#include "parc/imaging/deploy.h"
+#include "parc/imaging/inspect.h"
+#include "parc/packages/signing.h"
+#include "parc/v1/agent.grpc.pb.h"
+
+namespace parc::agent {
+namespace fs = std::filesystem;
+
+namespace {
+
+v1::JobUpdate Failed(const std::string& job_id, const std::string& message) {
+  v1::JobUpdate u;
+  u.set_job_id(job_id);
+  u.set_state(v1::JobUpdate::FAILED);
+  u.set_message(message);
+  return u;
+}
+
+// Chunks from the server's content store, resumed from an offset.
+class GrpcFetcher final : public imaging::ChunkFetcher {
+ public:
+  GrpcFetcher(std::function<std::shared_ptr<grpc::Channel>()> channels, bool crash_mid_fetch)
+      : channels_(std::move(channels)), crash_mid_fetch_(crash_mid_fetch) {}
+
+  ExpectedVoid Fetch(const imaging::ChunkRef& ref, uint64_t offset,
+                     const std::function<ExpectedVoid(std::string_view)>& sink) override {
+    if (crash_mid_fetch_ && ++calls_ > 10) {
+      // Lets the chunks already received reach the cache, as they would before a power cut.
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ::raise(SIGKILL);
+    }
+    auto stub = v1::AgentService::NewStub(channels_());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    v1::GetContentRequest req;
+    req.set_sha256(ref.object.Hex());
+    req.set_offset(offset);
+    auto reader = stub->GetContent(&ctx, req);
+    v1::ContentChunk chunk;
+    ExpectedVoid failed;
+    while (reader->Read(&chunk)) {
+      if (chunk.offset() != offset) {
+        ctx.TryCancel();
+        failed = Fail(Errc::kUnavailable, "the server sent bytes at an unexpected offset");
+        break;
+      }
+      if (auto r = sink(chunk.data()); !r) {
+        ctx.TryCancel();
+        failed = r;
+        break;
+      }
+      offset += chunk.data().size();
+    }
+    grpc::Status status = reader->Finish();
+    if (!failed) return failed;
+    if (status.ok()) return {};
+    switch (status.error_code()) {
+      case grpc::StatusCode::NOT_FOUND:
+      case grpc::StatusCode::INVALID_ARGUMENT:
+      case grpc::StatusCode::PERMISSION_DENIED:
+      case grpc::StatusCode::UNAUTHENTICATED:
+        return Fail(Errc::kNotFound, "the server cannot provide chunk " + ref.object.Hex().substr(0, 16) + ": " +
+                                         status.error_message());
+      default:
+        return Fail(Errc::kUnavailable, "download interrupted: " + status.error_message());
+    }
+  }
+
+ private:
+  std::function<std::shared_ptr<grpc::Channel>()> channels_;
+  bool crash_mid_fetch_;
+  std::atomic<int> calls_{0};
+};
+
+// The job's target inside the agent's root (the root is / on a real host).
+Expected<fs::path> TargetPath(const AgentConfig& config, const std::string& target) {
+  if (target.empty() || target.front() != '/' || target == "/")
+    return Fail(Errc::kInvalidArgument, "the job names no valid target path ('" + target + "')");
+  if (auto v = imaging::ValidatePath(target); !v) return Fail(v.error().WithContext("target"));
+  return config.root / fs::path(target).relative_path();
+}
+
+v1::JobUpdate::State StateOfPhase(std::string_view phase) {
+  if (phase == "fetch") return v1::JobUpdate::DOWNLOADING;
+  if (phase == "seed" || phase == "verify" || phase == "scan") return v1::JobUpdate::VERIFYING;
+  return v1::JobUpdate::INSTALLING;
+}
+
+std::string Stats(const imaging::DeployReport& r, bool verified) {
+  return nlohmann::json{{"chunks", r.chunks},
+                        {"from_cache", r.from_cache},
+                        {"seeded", r.seeded},
+                        {"fetched", r.fetched},
+                        {"index_fetched", r.index_fetched},
+                        {"fetched_bytes", r.fetched_bytes},
+                        {"written_bytes", r.written_bytes},
+                        {"unchanged_bytes", r.unchanged_bytes},
+                        {"verified", verified},
+                        {"already_deployed", r.already_deployed}}
+      .dump();
+}
+
+}  // namespace
+
+v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
+  const auto& im = job.image();
+  const AgentConfig& config = *env.config;
+  auto target = TargetPath(config, im.target());
+  if (!target) return Failed(job.job_id(), target.error().message());
+  env.progress(v1::JobUpdate::VERIFYING, 0, "checking the image signature", 0, 0);
+  auto trusted = pkg::LoadTrustedKeys(config.state_dir / "trusted_keys.json");
+  if (!trusted) return Failed(job.job_id(), trusted.error().message());
+  auto m = imaging::VerifyManifest(im.manifest_json(), im.signature(), *trusted, NowUnix());
+  if (!m) return Failed(job.job_id(), "image refused: " + m.error().message());
+  if (m->name != im.name() || m->version != im.version())
+    return Failed(job.job_id(), "image refused: the signed manifest describes " + m->name + " " + m->version +
+                                    ", the job asked for " + im.name() + " " + im.version());
+  // One cache for every image: chunks shared between versions are fetched once,
+  // and what an interrupted deployment fetched is there for the next attempt.
+  if (auto r = EnsureDirectory(config.state_dir / "images", 0700); !r) return Failed(job.job_id(), r.error().message());
+  auto cache = imaging::DirChunkStore::Open(config.state_dir / "images" / "cache");
+  if (!cache) return Failed(job.job_id(), cache.error().message());
+  GrpcFetcher fetcher(env.channels, env.crash_at == "image-mid-fetch");
+  imaging::DeployOptions o;
+  o.trusted = *trusted;
+  std::string phase;
+  uint32_t last_percent = 0;
+  o.progress = [&](const imaging::Progress& p) {
+    uint32_t percent = p.total_bytes ? static_cast<uint32_t>(p.done_bytes * 100 / p.total_bytes)
+                                     : p.total_items ? static_cast<uint32_t>(p.done_items * 100 / p.total_items) : 0;
+    if (p.phase != phase || percent >= last_percent + 5 || percent == 100) {
+      if (p.phase != phase || percent != last_percent)
+        env.progress(StateOfPhase(p.phase), percent, std::string(p.phase) + " " + m->name + " " + m->version,
+                     p.done_bytes, p.total_bytes);
+      phase = std::string(p.phase);
+      last_percent = percent;
+    }
+    return true;
+  };
+  bool block = m->kind == imaging::ImageKind::kBlock;
+  if (!block) {
+    // A first deployment to /srv/ws may find no /srv yet.
+    std::error_code ec;
+    fs::create_directories(target->parent_path(), ec);
+    if (ec) return Failed(job.job_id(), "cannot create " + target->parent_path().string() + ": " + ec.message());
+  }
+  auto report = block ? imaging::DeployBlock(im.manifest_json(), im.signature(), *target, **cache, &fetcher, o)
+                      : imaging::DeployTree(im.manifest_json(), im.signature(), *target, **cache, &fetcher, o);
+  if (!report) return Failed(job.job_id(), "image " + m->name + " " + m->version + " not deployed: " + report.error().message());
+  if (!block) {
+    // The swapped-in tree is checked against the image before the previous
+    // tree (the rollback point) is dropped.
+    env.progress(v1::JobUpdate::VERIFYING, 0, "verifying the deployed tree", 0, 0);
+    auto image = imaging::LoadImage(*m, **cache, nullptr);
+    Expected<imaging::VerifyReport> check = Fail(Errc::kInternal, "not verified");
+    if (image)
+      check = imaging::VerifyTree(*image, *target);
+    else
+      check = Fail(image.error());
+    if (!check || !check->ok()) {
+      std::string why = !check ? check.error().message()
+                               : std::to_string(check->differences.size()) + " difference(s), first " +
+                                     check->differences.front().path + ": " + check->differences.front().what;
+      auto rolled = imaging::RollbackTree(*target);
+      return Failed(job.job_id(), "image " + m->name + " " + m->version + " deployed but not as signed (" + why + "); " +
+                                      (rolled ? "the previous tree is back" : "rollback failed: " + rolled.error().message()));
+    }
+    if (auto c = imaging::CommitTree(*target); !c)
+      return Failed(job.job_id(), "image deployed and verified but not committed: " + c.error().message());
+  }
+  v1::JobUpdate u;
+  u.set_job_id(job.job_id());
+  u.set_state(v1::JobUpdate::SUCCEEDED);
+  u.set_percent(100);
+  u.set_bytes_done(report->fetched_bytes);
+  u.set_bytes_total(report->fetched_bytes);
+  u.set_message(report->already_deployed
+                    ? "image " + m->name + " " + m->version + " was already deployed to " + im.target()
+                    : "deployed image " + m->name + " " + m->version + " to " + im.target() + ": " +
+                          std::to_string(report->chunks) + " chunks, " + std::to_string(report->fetched) +
+                          " fetched (" + std::to_string(report->fetched_bytes) + " bytes), " +
+                          std::to_string(report->seeded) + " seeded from the target, " +
+                          std::to_string(report->from_cache) + " from the cache");
+  u.set_output(Stats(*report, true));
+  return u;
+}
+
+}  // namespace parc::agent

@@ -1,0 +1,325 @@
+#include "image_service.h"
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "parc/common/hash.h"
+#include "parc/common/log.h"
+#include "parc/common/timeutil.h"
+#include "parc/imaging/index.h"
+#include "parc/imaging/inspect.h"
+#include "parc/server/image_store.h"
+
+namespace parc::server {
+namespace {
+
+using imaging::ChunkRef;
+using imaging::Digest;
+
+constexpr size_t kMaxObjectBytes = 4u << 20;  // far above a chunk's largest stored size
+constexpr int kMaxDigestsPerCall = 100000;
+
+void FillImage(const ImageRecord& r, bool full, v1::ImageInfo* out) {
+  out->set_name(r.name);
+  out->set_version(r.version);
+  out->set_kind(r.kind);
+  out->set_publisher(r.publisher);
+  out->set_key_id(r.key_id);
+  out->set_created_at(r.created_at);
+  out->set_signed_at(r.signed_at);
+  out->set_expires_at(r.expires_at);
+  out->set_uploaded_at(r.uploaded_at);
+  out->set_size(r.size);
+  out->set_entries(r.entries);
+  out->set_chunks(r.chunks);
+  out->set_stored_size(r.stored_size);
+  out->set_image_id(r.image_id);
+  out->set_uploaded_by(r.uploaded_by);
+  if (full) {
+    out->set_manifest_json(r.manifest_json);
+    out->set_signature(r.signature);
+  }
+}
+
+// The content store's directory read as a chunk store (same layout).
+Expected<std::unique_ptr<imaging::DirChunkStore>> ContentChunks(const ServerState& state) {
+  return imaging::DirChunkStore::Open(state.config->state_dir / "content");
+}
+
+Expected<std::vector<pkg::PublicKey>> TrustedKeys(DeployStore& deploy) {
+  std::vector<pkg::PublicKey> trusted;
+  auto keys = deploy.ListPublisherKeys();
+  if (!keys) return Fail(keys.error());
+  for (const auto& k : *keys)
+    if (auto pk = pkg::ParsePublicKey(k.public_key_pem, k.name)) trusted.push_back(*pk);
+  return trusted;
+}
+
+// A registered image with its body read from the content store.
+Expected<imaging::Image> LoadRegistered(const ImageRecord& r, imaging::ChunkStore& store) {
+  auto m = imaging::ParseManifest(r.manifest_json);
+  if (!m) return Fail(m.error());
+  return imaging::LoadImage(*m, store, nullptr);
+}
+
+bool ValidTarget(const std::string& t) {
+  if (t.empty() || t.front() != '/' || t == "/" || t.size() > 4000) return false;
+  return imaging::ValidatePath(t).has_value();
+}
+
+}  // namespace
+
+grpc::Status ImageServiceImpl::MissingObjects(grpc::ServerContext* context, const v1::MissingObjectsRequest* request,
+                                              v1::MissingObjectsResponse* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  if (request->sha256_size() > kMaxDigestsPerCall)
+    return {grpc::StatusCode::INVALID_ARGUMENT, "at most " + std::to_string(kMaxDigestsPerCall) + " digests per call"};
+  for (const auto& d : request->sha256()) {
+    if (!ContentStore::ValidDigest(d))
+      return {grpc::StatusCode::INVALID_ARGUMENT, "content digest must be 64 lower-case hex characters"};
+    if (!state_.content->Size(d)) response->add_missing(d);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::PutObjects(grpc::ServerContext* context, grpc::ServerReader<v1::PutObjectRequest>* reader,
+                                          v1::PutObjectsResponse* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  auto store = ContentChunks(state_);
+  if (!store) return ToStatus(store.error());
+  v1::PutObjectRequest msg;
+  while (reader->Read(&msg)) {
+    if (msg.data().size() > kMaxObjectBytes)
+      return {grpc::StatusCode::INVALID_ARGUMENT, "object larger than 4 MiB: upload it with PutContent"};
+    auto digest = Digest::FromHex(msg.sha256());
+    if (!digest) return {grpc::StatusCode::INVALID_ARGUMENT, "content digest must be 64 lower-case hex characters"};
+    if ((*store)->Has(*digest)) {
+      response->set_already_present(response->already_present() + 1);
+      continue;
+    }
+    // Put refuses bytes that do not hash to the digest: nothing unverified is kept.
+    if (auto r = (*store)->Put(*digest, msg.data()); !r) {
+      (void)(*store)->Sync();
+      return ToStatus(r.error());
+    }
+    response->set_stored(response->stored() + 1);
+    response->set_stored_bytes(response->stored_bytes() + msg.data().size());
+  }
+  if (auto r = (*store)->Sync(); !r) return ToStatus(r.error());
+  if (response->stored())
+    state_.Audit(*who, "content.put", std::to_string(response->stored()) + " objects",
+                 std::to_string(response->stored_bytes()) + " bytes");
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::RegisterImage(grpc::ServerContext* context, const v1::RegisterImageRequest* request,
+                                             v1::ImageInfo* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  auto trusted = TrustedKeys(*state_.deploy);
+  if (!trusted) return ToStatus(trusted.error());
+  if (trusted->empty())
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            "no publisher key is trusted yet: add one with 'parcctl key add NAME.pub' first"};
+  auto m = imaging::VerifyManifest(request->manifest_json(), request->signature(), *trusted, NowUnix());
+  if (!m) return {grpc::StatusCode::FAILED_PRECONDITION, "image refused: " + m.error().message()};
+  auto store = ContentChunks(state_);
+  if (!store) return ToStatus(store.error());
+  for (const auto& c : m->body_chunks)
+    if (!(*store)->Has(c.object))
+      return {grpc::StatusCode::FAILED_PRECONDITION,
+              "the image's index chunk " + c.object.Hex() + " is not on the server: upload the chunks first"};
+  auto image = imaging::LoadImage(*m, **store, nullptr);
+  if (!image) return {grpc::StatusCode::FAILED_PRECONDITION, "image refused: " + image.error().message()};
+  uint64_t missing = 0;
+  std::string first;
+  for (const auto& c : image->UniqueChunks())
+    if (!(*store)->Has(c.object) && missing++ == 0) first = c.object.Hex();
+  if (missing)
+    return {grpc::StatusCode::FAILED_PRECONDITION, std::to_string(missing) + " chunk(s) of the image are not on the server (" +
+                                                       first + " ...): upload the chunks first"};
+  ImageRecord r;
+  r.name = m->name;
+  r.version = m->version;
+  r.kind = std::string(imaging::KindName(m->kind));
+  r.publisher = m->publisher;
+  r.key_id = m->key_id;
+  r.created_at = m->created_at;
+  r.signed_at = m->signed_at;
+  r.expires_at = m->expires_at;
+  r.uploaded_at = NowUnix();
+  r.size = m->size;
+  r.entries = m->entries;
+  r.chunks = m->chunks;
+  r.stored_size = m->stored_size;
+  r.image_id = imaging::ManifestId(request->manifest_json());
+  r.uploaded_by = who->common_name;
+  r.manifest_json = request->manifest_json();
+  r.signature = request->signature();
+  auto stored = state_.images->AddImage(r);
+  if (!stored) return ToStatus(stored.error());
+  state_.Audit(*who, "image.register", r.name + "=" + r.version, r.image_id);
+  FillImage(*stored, false, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::ListImages(grpc::ServerContext* context, const v1::ListImagesRequest* request,
+                                          v1::ListImagesResponse* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  auto list = state_.images->ListImages(request->name());
+  if (!list) return ToStatus(list.error());
+  for (const auto& r : *list) FillImage(r, false, response->add_images());
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::GetImage(grpc::ServerContext* context, const v1::GetImageRequest* request,
+                                        v1::ImageInfo* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  auto r = state_.images->GetImage(request->name(), request->version());
+  if (!r) return ToStatus(r.error());
+  FillImage(*r, true, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::DiffImages(grpc::ServerContext* context, const v1::DiffImagesRequest* request,
+                                          v1::ImageDiffInfo* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  auto from = state_.images->GetImage(request->from().name(), request->from().version());
+  if (!from) return ToStatus(from.error());
+  auto to = state_.images->GetImage(request->to().name(), request->to().version());
+  if (!to) return ToStatus(to.error());
+  auto store = ContentChunks(state_);
+  if (!store) return ToStatus(store.error());
+  auto a = LoadRegistered(*from, **store);
+  if (!a) return ToStatus(a.error().WithContext(from->name + " " + from->version));
+  auto b = LoadRegistered(*to, **store);
+  if (!b) return ToStatus(b.error().WithContext(to->name + " " + to->version));
+  auto d = imaging::DiffImages(*a, *b);
+  FillImage(*from, false, response->mutable_from());
+  FillImage(*to, false, response->mutable_to());
+  for (const auto& p : d.added) response->add_added(p);
+  for (const auto& p : d.removed) response->add_removed(p);
+  for (const auto& c : d.changed) {
+    auto* o = response->add_changed();
+    o->set_path(c.path);
+    o->set_what(c.what);
+    o->set_detail(c.detail);
+  }
+  response->set_added_bytes(d.added_bytes);
+  response->set_removed_bytes(d.removed_bytes);
+  response->set_changed_bytes(d.changed_bytes);
+  response->set_changed_blocks(d.changed_blocks);
+  response->set_chunks_to_transfer(d.chunks_to_transfer);
+  response->set_bytes_to_transfer(d.bytes_to_transfer);
+  response->set_chunks_total(d.chunks_total);
+  response->set_bytes_total(d.bytes_total);
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::DeployImage(grpc::ServerContext* context, const v1::DeployImageRequest* request,
+                                           v1::DeploymentInfo* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  if (request->targets().empty())
+    return {grpc::StatusCode::INVALID_ARGUMENT, "no target: give --to group:NAME or --to host:HOST"};
+  if (!ValidTarget(request->target()))
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "--target must be an absolute path other than / (a directory for a tree image, a file or /dev/X for a "
+            "block image), without '.', '..' or empty components"};
+  auto image = state_.images->GetImage(request->name(), request->version());
+  if (!image) return ToStatus(image.error());
+  std::vector<HostRecord> hosts;
+  std::set<std::string> seen;
+  DeploymentRecord d;
+  for (const auto& target : request->targets()) {
+    auto colon = target.find(':');
+    std::string kind = colon == std::string::npos ? "" : target.substr(0, colon);
+    std::string name = colon == std::string::npos ? "" : target.substr(colon + 1);
+    if (name.empty() || (kind != "group" && kind != "host"))
+      return {grpc::StatusCode::INVALID_ARGUMENT, "target '" + target + "' must be group:NAME or host:HOST"};
+    std::vector<HostRecord> found;
+    if (kind == "host") {
+      auto h = state_.storage->GetHost(name);
+      if (!h) return ToStatus(h.error());
+      found.push_back(*h);
+    } else {
+      HostFilter f;
+      f.group = name;
+      auto list = state_.storage->ListHosts(f);
+      if (!list) return ToStatus(list.error());
+      if (list->empty()) return {grpc::StatusCode::NOT_FOUND, "group '" + name + "' has no hosts"};
+      found = std::move(*list);
+    }
+    for (auto& h : found) {
+      if (h.revoked || !h.superseded_by.empty()) continue;
+      if (seen.insert(h.id).second) hosts.push_back(std::move(h));
+    }
+    d.targets.push_back(target);
+  }
+  if (hosts.empty()) return {grpc::StatusCode::FAILED_PRECONDITION, "the targets hold no active host"};
+  d.id = RandomUuid();
+  // Shown by 'parcctl deploy status|list' as "install image:NAME VERSION".
+  d.package = "image:" + image->name;
+  d.version = image->version;
+  d.sha256 = image->image_id;
+  d.size = image->stored_size;
+  d.created_at = NowUnix();
+  d.created_by = who->common_name;
+  d.max_parallel = request->max_parallel();
+  d.state = "scheduled";
+  std::string params = nlohmann::json{{"manifest_json", image->manifest_json},
+                                      {"signature", HexEncode(image->signature)},
+                                      {"kind", image->kind},
+                                      {"target", request->target()}}
+                           .dump();
+  std::vector<JobRecord> jobs;
+  int64_t seq = 0;
+  for (const auto& h : hosts) {
+    JobRecord j;
+    j.id = RandomUuid();
+    j.deployment_id = d.id;
+    j.seq = seq++;
+    j.host_id = h.id;
+    j.kind = "image";
+    j.package = image->name;
+    j.version = image->version;
+    j.sha256 = image->image_id;
+    j.size = image->stored_size;
+    j.params = params;
+    j.created_at = j.updated_at = d.created_at;
+    jobs.push_back(std::move(j));
+  }
+  if (auto r = state_.deploy->CreateDeployment(d, jobs); !r) return ToStatus(r.error());
+  state_.Audit(*who, "image.deploy", d.id,
+               image->name + " " + image->version + " to " + request->target() + " on " + std::to_string(hosts.size()) +
+                   " hosts" + (request->comment().empty() ? "" : " (" + request->comment() + ")"));
+  state_.scheduler->Wake();
+  // The same answer as DeployService.GetDeployment.
+  response->set_deployment_id(d.id);
+  response->set_package(d.package);
+  response->set_version(d.version);
+  response->set_state(d.state);
+  response->set_created_at(d.created_at);
+  response->set_created_by(d.created_by);
+  response->set_max_parallel(d.max_parallel);
+  for (const auto& t : d.targets) response->add_targets(t);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto* j = response->add_jobs();
+    j->set_job_id(jobs[i].id);
+    j->set_deployment_id(d.id);
+    j->set_host_id(jobs[i].host_id);
+    j->set_hostname(hosts[i].hostname);
+    j->set_kind(jobs[i].kind);
+    j->set_state(jobs[i].state);
+    j->set_updated_at(jobs[i].updated_at);
+  }
+  (*response->mutable_counts())["pending"] = static_cast<uint32_t>(jobs.size());
+  return grpc::Status::OK;
+}
+
+}  // namespace parc::server

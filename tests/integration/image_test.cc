@@ -1,0 +1,399 @@
+// Images end to end: parcctl captures a prepared tree into a local chunk
+// store, signs it with a publisher key and pushes it (only the chunks the
+// server lacks); the server deploys it as a job to a real parc-agent (mutual
+// TLS on loopback), which fetches only the chunks it lacks, verifies them
+// and swaps the tree in. Then a small change (only its chunks travel), a
+// tampered chunk on the server (refused, target untouched), and offline
+// servicing of a captured tree with parc-agent --root (docs/images.md).
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <random>
+#include <set>
+
+#include "harness.h"
+#include "inventory_fixture.h"
+#include "parc/common/files.h"
+#include "tree_snapshot.h"
+
+using namespace parc::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Protobuf's JSON mapping writes 64-bit integers as strings and leaves zeros out.
+uint64_t U64(const nlohmann::json& j, const std::string& key) {
+  if (!j.contains(key)) return 0;
+  if (j[key].is_string()) return std::stoull(j[key].get<std::string>());
+  return j[key].get<uint64_t>();
+}
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(gen() & 0xff);
+  return s;
+}
+
+void SetMtime(const fs::path& p, int64_t t) {
+  struct timespec ts[2] = {{t, 0}, {t, 123456789}};
+  REQUIRE(::utimensat(AT_FDCWD, p.c_str(), ts, AT_SYMLINK_NOFOLLOW) == 0);
+}
+
+// A small master: directories with their own modes, a setuid program, a
+// config file owned by a user, a symlink, a hardlink and a 3 MiB file of
+// random bytes (about 48 chunks at the default 64 KiB average).
+void BuildMaster(const fs::path& m) {
+  WriteFile(m / "etc/motd", "Welcome to the lab workstation\n");
+  WriteFile(m / "etc/hostname", "master\n");
+  WriteFile(m / "etc/app/app.conf", "mode=kiosk\n");
+  REQUIRE(::chown((m / "etc/app/app.conf").c_str(), 1000, 1000) == 0);
+  REQUIRE(::chmod((m / "etc/app").c_str(), 0750) == 0);
+  WriteFile(m / "usr/bin/tool", "#!/bin/sh\necho tool\n");
+  REQUIRE(::chmod((m / "usr/bin/tool").c_str(), 04755) == 0);
+  WriteFile(m / "usr/share/big.bin", RandomBytes(3u << 20, 42));
+  fs::create_symlink("../share/big.bin", m / "usr/bin/big-link");
+  fs::create_hard_link(m / "etc/motd", m / "etc/motd.hardlink");
+  fs::create_directories(m / "var/empty");
+  REQUIRE(::chmod((m / "var/empty").c_str(), 0700) == 0);
+  SetMtime(m / "etc/motd", 1700000000);
+  SetMtime(m / "usr/share/big.bin", 1700000100);
+}
+
+// Overwrites `data` at `offset` of an existing file, keeping its mtime-less identity.
+void Patch(const fs::path& file, uint64_t offset, const std::string& data) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  REQUIRE(f);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+struct ImageLab {
+  TempDir dir{"parc-image-e2e"};
+  Server server{dir / "server"};
+  std::unique_ptr<Agent> agent;
+  std::string id;
+  fs::path store = dir / "store";
+  fs::path key = dir / "acme-it.key";
+
+  ImageLab() {
+    server.Start();
+    fs::path root = dir / "root";
+    BuildWorkstationRoot(root);
+    agent = std::make_unique<Agent>(dir / "agent", root);
+    auto [token, fp] = server.Token();
+    REQUIRE(agent->Enroll(server, token, fp).exit_code == 0);
+    id = agent->host_id();
+    agent->Start();
+    REQUIRE(WaitFor([&] { return server.CtlJson({"host", "show", id})["summary"]["online"] == true; }));
+    REQUIRE(server.Ctl({"key", "create", "--name", "acme-it", "--dir", dir.path().string()}).exit_code == 0);
+    REQUIRE(server.Ctl({"key", "add", (dir / "acme-it.pub").string(), "--name", "acme-it"}).exit_code == 0);
+  }
+
+  fs::path Target() const { return agent->root() / "srv/ws"; }
+
+  nlohmann::json Capture(const fs::path& from, const std::string& version, bool push = true) {
+    std::vector<std::string> args{"image", "capture", "--from", from.string(), "--name", "ws", "--version", version,
+                                  "--key", key.string(), "-o", store.string(), "--json"};
+    if (push) args.push_back("--push");
+    auto r = server.Ctl(args);
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    return nlohmann::json::parse(r.out);
+  }
+
+  // Deploys ws=version to the agent's /srv/ws and waits for the job's end.
+  nlohmann::json Deploy(const std::string& version) {
+    auto d = server.CtlJson({"image", "deploy", "ws=" + version, "--to", "host:" + id, "--target", "/srv/ws"});
+    std::string dep = d["deployment_id"];
+    nlohmann::json job;
+    REQUIRE(WaitFor(
+        [&] {
+          auto r = server.Ctl({"deploy", "status", dep, "--json"});
+          if (r.exit_code != 0 && r.exit_code != 1) return false;
+          auto s = nlohmann::json::parse(r.out);
+          if (!s.contains("jobs") || s["jobs"].empty()) return false;
+          job = s["jobs"][0];
+          return job["state"] == "succeeded" || job["state"] == "failed";
+        },
+        60s));
+    return job;
+  }
+
+  CommandResult Verify(const std::string& version) {
+    return server.Ctl({"image", "verify", "ws=" + version, "--store", store.string(), "--target", Target().string(),
+                       "--trust", (dir / "acme-it.pub").string()});
+  }
+};
+
+std::set<std::string> Objects(const fs::path& store) {
+  std::set<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(store / "objects"))
+    if (e.is_regular_file()) out.insert(e.path().filename().string());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("images: capture, push, deploy to an agent, a small change travels alone, a tampered chunk is refused",
+          "[integration][image]") {
+  ImageLab lab;
+  fs::path master = lab.dir / "master";
+  BuildMaster(master);
+
+  auto v1 = lab.Capture(master, "1");
+  uint64_t chunks1 = U64(v1, "chunks");
+  CHECK(chunks1 >= 40);
+  // Everything was new to the server (content chunks + at least one body chunk).
+  CHECK(U64(v1["pushed"], "uploaded") > chunks1);
+  CHECK(U64(v1["pushed"], "already_present") == 0);
+  auto listed = lab.server.CtlJson({"image", "list"});
+  REQUIRE(listed["images"].size() == 1);
+  CHECK(listed["images"][0]["name"] == "ws");
+  CHECK(listed["images"][0]["kind"] == "tree");
+
+  auto job1 = lab.Deploy("1");
+  INFO(job1.dump(2) << lab.agent->Log());
+  REQUIRE(job1["state"] == "succeeded");
+  auto stats1 = nlohmann::json::parse(job1["output"].get<std::string>());
+  CHECK(U64(stats1, "chunks") == chunks1);
+  CHECK(U64(stats1, "fetched") == chunks1);  // an empty cache and no target: every chunk travels
+  // Identical content and metadata: the image's own check (modes, owners,
+  // mtimes, xattrs, links) and an independent snapshot of the two trees.
+  auto verified = lab.Verify("1");
+  INFO(verified.out << verified.err);
+  CHECK(verified.exit_code == 0);
+  CHECK(parc::pkg::testing::DiffTrees(parc::pkg::testing::Snapshot(master), parc::pkg::testing::Snapshot(lab.Target())) == "");
+  struct stat a {}, b {};
+  REQUIRE(::stat((lab.Target() / "etc/motd").c_str(), &a) == 0);
+  REQUIRE(::stat((lab.Target() / "etc/motd.hardlink").c_str(), &b) == 0);
+  CHECK(a.st_ino == b.st_ino);
+  CHECK(a.st_mtim.tv_sec == 1700000000);
+
+  // Version 2: one small file and 16 bytes in the middle of the big one.
+  WriteFile(master / "etc/motd", "Welcome to the lab workstation, version 2\n");
+  Patch(master / "usr/share/big.bin", 1500000, "sixteen bytes!!!");
+  auto v2 = lab.Capture(master, "2");
+  CHECK(U64(v2["pushed"], "uploaded") < 8);  // the unchanged chunks were on the server already
+  CHECK(U64(v2["pushed"], "already_present") >= chunks1 - 4);
+  auto diff = lab.server.CtlJson({"image", "diff", "ws=1", "ws=2"});
+  INFO(diff.dump(2));
+  std::set<std::string> changed;
+  for (const auto& c : diff["changed"]) changed.insert(c["path"].get<std::string>());
+  CHECK(changed == std::set<std::string>{"/etc/motd", "/usr/share/big.bin"});
+  CHECK(diff.value("added", nlohmann::json::array()).empty());
+  CHECK(diff.value("removed", nlohmann::json::array()).empty());
+
+  auto job2 = lab.Deploy("2");
+  INFO(job2.dump(2) << lab.agent->Log());
+  REQUIRE(job2["state"] == "succeeded");
+  auto stats2 = nlohmann::json::parse(job2["output"].get<std::string>());
+  uint64_t fetched = U64(stats2, "fetched");
+  // The motd chunk and the one to three chunks around the patched bytes; the
+  // rest come from the agent's cache or the target's current content.
+  CHECK(fetched >= 2);
+  CHECK(fetched <= 4);
+  CHECK(fetched + U64(stats2, "from_cache") + U64(stats2, "seeded") == U64(stats2, "chunks"));
+  // What the server said would travel is what travelled (content + index).
+  CHECK(fetched + U64(stats2, "index_fetched") == U64(diff, "chunks_to_transfer"));
+  auto verified2 = lab.Verify("2");
+  INFO(verified2.out << verified2.err);
+  CHECK(verified2.exit_code == 0);
+  CHECK(lab.Verify("1").exit_code == 1);  // and it is not version 1 any more
+
+  // Version 3, whose new content chunk is altered on the server after push.
+  WriteFile(master / "etc/app/app.conf", "mode=kiosk\nscreensaver=off\n");
+  auto before = Objects(lab.store);
+  lab.Capture(master, "3");
+  auto manifest3 = nlohmann::json::parse(ReadFileOrEmpty(lab.store / "images/ws_3.manifest.json"));
+  std::set<std::string> body;
+  for (const auto& c : manifest3["body"]["chunks"]) body.insert(c["object"].get<std::string>());
+  int tampered = 0;
+  for (const auto& o : Objects(lab.store)) {
+    if (before.count(o) || body.count(o)) continue;
+    fs::path on_server = lab.server.state_dir() / "content/objects" / o.substr(0, 2) / o;
+    REQUIRE(fs::exists(on_server));
+    std::string bytes = ReadFileOrEmpty(on_server);
+    bytes[bytes.size() / 2] ^= 0x55;
+    WriteFile(on_server, bytes);
+    ++tampered;
+  }
+  REQUIRE(tampered == 1);
+  auto job3 = lab.Deploy("3");
+  INFO(job3.dump(2));
+  CHECK(job3["state"] == "failed");
+  CHECK_THAT(job3["message"].get<std::string>(), Catch::Contains("refused"));
+  // The target is still exactly version 2.
+  auto still = lab.Verify("2");
+  INFO(still.out << still.err);
+  CHECK(still.exit_code == 0);
+  CHECK(ReadFileOrEmpty(lab.Target() / "etc/app/app.conf") == "mode=kiosk\n");
+}
+
+TEST_CASE("images: offline servicing with parc-agent --root, captured as a new version, differs only where serviced",
+          "[integration][image]") {
+  TempDir dir("parc-image-servicing");
+  fs::path tree = dir / "tree";
+  BuildWorkstationRoot(tree);
+  WriteFile(tree / "usr/share/big.bin", RandomBytes(2u << 20, 7));
+  fs::path store = dir / "store";
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), BinaryPath("parcctl").string());
+    return Run(args);
+  };
+  REQUIRE(ctl({"key", "create", "--name", "acme-it", "--dir", dir.path().string()}).exit_code == 0);
+  auto capture = [&](const std::string& version) {
+    auto r = ctl({"image", "capture", "--from", tree.string(), "--name", "master", "--version", version, "--key",
+                  (dir / "acme-it.key").string(), "-o", store.string(), "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    return nlohmann::json::parse(r.out);
+  };
+  auto v1 = capture("1");
+
+  // Servicing without booting: a hardening baseline applied into the tree by
+  // the agent's own engine (its rollback state kept outside the image).
+  WriteFile(dir / "site.toml",
+            "[baseline]\nname = \"site\"\ntitle = \"Site\"\nversion = \"1\"\nplatforms = [\"debian12\"]\n\n"
+            "[[rule]]\nid = \"dmesg\"\ntitle = \"Restrict the kernel log\"\nanssi = \"R9\"\nlevel = \"minimal\"\n"
+            "kind = \"sysctl\"\nkey = \"kernel.dmesg_restrict\"\nvalue = \"1\"\n");
+  auto before = parc::pkg::testing::Snapshot(tree);
+  auto applied = Run({BinaryPath("parc-agent").string(), "policy", "apply", "--root", tree.string(), "--state-dir",
+                      (dir / "agent-state").string(), "--baseline", (dir / "site.toml").string(), "--level", "minimal"});
+  INFO(applied.out << applied.err);
+  REQUIRE(applied.exit_code == 0);
+  auto after = parc::pkg::testing::Snapshot(tree);
+  std::set<std::string> serviced;  // what the apply changed, seen from outside
+  for (const auto& [p, n] : after)
+    if (!before.count(p) || !(before.at(p) == n)) serviced.insert(p);
+  for (const auto& [p, n] : before)
+    if (!after.count(p)) serviced.insert(p);
+  REQUIRE(!serviced.empty());
+
+  auto v2 = capture("2");
+  CHECK(U64(v2, "chunks_reused") >= U64(v1, "chunks") - 2);
+  auto r = ctl({"image", "diff", "master=1", "master=2", "--store", store.string(), "--json"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto diff = nlohmann::json::parse(r.out);
+  std::set<std::string> in_diff;
+  for (const auto& k : {"added", "removed"})
+    if (diff.contains(k))
+      for (const auto& p : diff[k]) in_diff.insert(p.get<std::string>());
+  std::set<std::string> content_changed;
+  if (diff.contains("changed"))
+    for (const auto& c : diff["changed"]) {
+      std::string what = c["what"];
+      // A directory that gained a file changes only its mtime: not a serviced file.
+      if (what != "mtime") in_diff.insert(c["path"].get<std::string>());
+    }
+  CHECK(in_diff == serviced);
+  // The delta is small: a few chunks of the serviced files and the index,
+  // nothing of the 2 MiB of unchanged content.
+  CHECK(U64(diff, "chunks_to_transfer") <= serviced.size() + 3);
+  CHECK(U64(diff, "bytes_to_transfer") < 64u << 10);
+  CHECK(U64(diff, "chunks_total") > 20);
+}
+
+TEST_CASE("images: a deployment cut off by an agent crash resumes with the chunks it already fetched",
+          "[integration][image]") {
+  ImageLab lab;
+  fs::path master = lab.dir / "master";
+  BuildMaster(master);
+  auto v1 = lab.Capture(master, "1");
+  uint64_t chunks = U64(v1, "chunks");
+
+  lab.agent->Stop();
+  // Test-only fault injection: the agent SIGKILLs itself after ten chunks.
+  ::setenv("PARC_CRASH_AT", "image-mid-fetch", 1);
+  lab.agent->Start();
+  ::unsetenv("PARC_CRASH_AT");
+  auto d = lab.server.CtlJson({"image", "deploy", "ws=1", "--to", "host:" + lab.id, "--target", "/srv/ws"});
+  std::string dep = d["deployment_id"];
+  REQUIRE(WaitFor([&] { return !lab.agent->Running(); }, 60s));
+  CHECK(!fs::exists(lab.Target()));  // nothing swapped in
+  lab.agent->Start();
+  nlohmann::json job;
+  REQUIRE(WaitFor(
+      [&] {
+        auto r = lab.server.Ctl({"deploy", "status", dep, "--json"});
+        if (r.exit_code != 0 && r.exit_code != 1) return false;
+        job = nlohmann::json::parse(r.out)["jobs"][0];
+        return job["state"] == "succeeded" || job["state"] == "failed";
+      },
+      60s));
+  INFO(job.dump(2) << lab.agent->Log());
+  REQUIRE(job["state"] == "succeeded");
+  auto stats = nlohmann::json::parse(job["output"].get<std::string>());
+  CHECK(U64(stats, "from_cache") >= 1);  // fetched before the crash, not again
+  CHECK(U64(stats, "fetched") < chunks);
+  CHECK(U64(stats, "fetched") + U64(stats, "from_cache") == chunks);
+  auto verified = lab.Verify("1");
+  INFO(verified.out << verified.err);
+  CHECK(verified.exit_code == 0);
+}
+
+TEST_CASE("images: a block image (a disk image file) deployed to a file target, then a small change",
+          "[integration][image]") {
+  ImageLab lab;
+  fs::path disk = lab.dir / "disk.img";
+  std::string bytes = RandomBytes(2u << 20, 99);
+  WriteFile(disk, bytes);
+  auto capture = [&](const std::string& version) {
+    auto r = lab.server.Ctl({"image", "capture", "--from", disk.string(), "--name", "disk", "--version", version, "--key",
+                             lab.key.string(), "-o", lab.store.string(), "--push", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    return nlohmann::json::parse(r.out);
+  };
+  auto deploy = [&](const std::string& version) {
+    auto d = lab.server.CtlJson({"image", "deploy", "disk=" + version, "--to", "host:" + lab.id, "--target", "/srv/disk.img"});
+    std::string dep = d["deployment_id"];
+    nlohmann::json job;
+    REQUIRE(WaitFor(
+        [&] {
+          auto r = lab.server.Ctl({"deploy", "status", dep, "--json"});
+          if (r.exit_code != 0 && r.exit_code != 1) return false;
+          job = nlohmann::json::parse(r.out)["jobs"][0];
+          return job["state"] == "succeeded" || job["state"] == "failed";
+        },
+        60s));
+    INFO(job.dump(2));
+    REQUIRE(job["state"] == "succeeded");
+    return nlohmann::json::parse(job["output"].get<std::string>());
+  };
+  fs::create_directories(lab.agent->root() / "srv");
+  auto v1 = capture("1");
+  CHECK(v1["kind"] == "block");
+  // --watch follows the deployment to its end, as deploy status --watch does.
+  auto watched = lab.server.Ctl({"image", "deploy", "disk=1", "--to", "host:" + lab.id, "--target", "/srv/watched.img",
+                                 "--watch"});
+  INFO(watched.out << watched.err);
+  CHECK(watched.exit_code == 0);
+  CHECK_THAT(watched.out, Catch::Contains("finished: completed"));
+  CHECK(ReadFileOrEmpty(lab.agent->root() / "srv/watched.img") == bytes);
+  auto watched_json = lab.server.Ctl({"image", "deploy", "disk=1", "--to", "host:" + lab.id, "--target",
+                                      "/srv/watched2.img", "--watch", "--json"});
+  INFO(watched_json.out << watched_json.err);
+  CHECK(watched_json.exit_code == 0);  // every job succeeded
+  CHECK(!watched_json.out.empty());
+  // The same image to another target of the host: every chunk is in the agent's cache now.
+  auto s1 = deploy("1");
+  CHECK(U64(s1, "fetched") == 0);
+  CHECK(U64(s1, "from_cache") == U64(v1, "chunks"));
+  CHECK(ReadFileOrEmpty(lab.agent->root() / "srv/disk.img") == bytes);
+
+  bytes.replace(1000000, 12, "twelve bytes");
+  WriteFile(disk, bytes);
+  capture("2");
+  auto s2 = deploy("2");
+  CHECK(U64(s2, "fetched") >= 1);
+  CHECK(U64(s2, "fetched") <= 3);
+  CHECK(U64(s2, "written_bytes") < 1u << 20);  // only the regions that differ were rewritten
+  CHECK(ReadFileOrEmpty(lab.agent->root() / "srv/disk.img") == bytes);
+}
