@@ -17,6 +17,12 @@ struct ChannelOptions {
   // Give this channel its own connection even if another channel in the process
   // has the same target (the load tool simulates many agents in one process).
   bool own_connection = false;
+  // A channel for bulk content (GetContent): a connection of its own, closed
+  // with the channel (see channel.cc for what was measured).
+  bool bulk = false;
+  // Benchmarks only: override the profile's TSI frame size / BDP probing (-1 = profile).
+  int tsi_frame_override = -1;
+  int bdp_override = -1;
 };
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ChannelOptions& options);

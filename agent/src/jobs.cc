@@ -1,8 +1,10 @@
 #include "jobs.h"
 
 #include <grpcpp/grpcpp.h>
+#include <openssl/evp.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -55,6 +57,42 @@ v1::RollbackPointInfo ToWire(const pkg::RollbackPoint& p) {
   o.set_bytes(p.bytes);
   o.set_state(p.state);
   return o;
+}
+
+// SHA-256 fed as the bytes go by.
+class Sha256Stream {
+ public:
+  Sha256Stream() : ctx_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
+  void Update(const char* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
+  // Hashes a whole file (a kept partial download); returns its size.
+  Expected<uint64_t> AddFile(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Fail(Errc::kIo, "cannot read " + path.string());
+    std::string buf(1 << 20, '\0');
+    uint64_t size = 0;
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      auto n = static_cast<size_t>(in.gcount());
+      if (n == 0) break;
+      Update(buf.data(), n);
+      size += n;
+    }
+    if (in.bad()) return Fail(Errc::kIo, "cannot read " + path.string());
+    return size;
+  }
+  std::string HexDigest() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_.get(), md, &len);
+    return HexEncode(std::string_view(reinterpret_cast<const char*>(md), len));
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+};
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
 v1::JobUpdate Failed(const std::string& job_id, const std::string& message, const std::string& output = "") {
@@ -217,7 +255,7 @@ v1::JobUpdate JobExecutor::Run(const v1::Job& job) {
   if (job.has_policy()) {
     PolicyJobEnv env;
     env.config = &config_;
-    env.fetch = [&](const std::string& sha, uint64_t size) { return Fetch(sha, size, job.job_id(), ".toml"); };
+    env.fetch = [&](const std::string& sha, uint64_t size) { return Fetch(sha, size, job.job_id(), ".toml", nullptr); };
     env.progress = [&](v1::JobUpdate::State state, uint32_t pct, const std::string& message) {
       Progress(job.job_id(), state, pct, message);
     };
@@ -261,7 +299,7 @@ v1::JobUpdate JobExecutor::Run(const v1::Job& job) {
 }
 
 Expected<fs::path> JobExecutor::Fetch(const std::string& sha, uint64_t size, const std::string& job_id,
-                                      const std::string& suffix) {
+                                      const std::string& suffix, FetchStats* stats) {
   bool valid = sha.size() == 64 && sha.find_first_not_of("0123456789abcdef") == std::string::npos;
   if (!valid) return Fail(Errc::kInvalidArgument, "the job names no valid content digest");
   fs::path cache = config_.state_dir / "cache";
@@ -269,39 +307,49 @@ Expected<fs::path> JobExecutor::Fetch(const std::string& sha, uint64_t size, con
   fs::path done = cache / (sha + suffix);
   if (PathExists(done)) return done;
   fs::path part = cache / (sha + ".part");
-  int failures = 0;
-  uint64_t last_reported = 0;
+  // The digest is computed as the bytes arrive (a kept partial download is
+  // hashed first), so no second pass over the file; it is still checked
+  // before the file leaves ".part" and before anything is unpacked.
+  Sha256Stream digest;
+  uint64_t offset = 0;
   {
     std::error_code ec;
-    if (fs::exists(part, ec))
+    if (fs::exists(part, ec)) {
       spdlog::info("resuming the download of {} at byte {}", sha.substr(0, 12), fs::file_size(part, ec));
+      auto kept = digest.AddFile(part);
+      if (!kept) return Fail(kept.error());
+      offset = *kept;
+    }
   }
-  while (true) {
-    std::error_code ec;
-    uint64_t offset = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
-    if (size && offset >= size) break;
-    auto stub = v1::AgentService::NewStub(channels_());
+  if (stats) stats->resumed_at = offset;
+  int failures = 0;
+  uint64_t last_reported = 0;
+  uint64_t total = size;
+  std::ofstream out(part, std::ios::binary | std::ios::app);
+  if (!out) return Fail(Errc::kIo, "cannot write " + part.string());
+  while (!(size && offset >= size)) {
+    // A connection of its own with bulk settings; the session's stays small.
+    auto stub = v1::AgentService::NewStub(channels_(size == 0 || size > (1u << 20)));
     grpc::ClientContext ctx;
     v1::GetContentRequest req;
     req.set_sha256(sha);
     req.set_offset(offset);
     auto reader = stub->GetContent(&ctx, req);
-    std::ofstream out(part, std::ios::binary | std::ios::app);
-    if (!out) return Fail(Errc::kIo, "cannot write " + part.string());
     v1::ContentChunk chunk;
-    uint64_t total = size;
     while (reader->Read(&chunk)) {
       if (chunk.offset() != offset) {
         ctx.TryCancel();
         break;
       }
-      out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+      const std::string& data = chunk.data();
+      out.write(data.data(), static_cast<std::streamsize>(data.size()));
       if (!out) {
         ctx.TryCancel();
         reader->Finish();
         return Fail(Errc::kResourceExhausted, "cannot write the download (disk full?)");
       }
-      offset += chunk.data().size();
+      digest.Update(data.data(), data.size());
+      offset += data.size();
       total = chunk.total_size();
       if (total && (offset - last_reported) * 20 >= total) {  // every 5%
         last_reported = offset;
@@ -310,7 +358,6 @@ Expected<fs::path> JobExecutor::Fetch(const std::string& sha, uint64_t size, con
                  total);
       }
     }
-    out.close();
     grpc::Status status = reader->Finish();
     if (status.ok() && total && offset >= total) break;
     if (status.error_code() == grpc::StatusCode::NOT_FOUND || status.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
@@ -320,17 +367,19 @@ Expected<fs::path> JobExecutor::Fetch(const std::string& sha, uint64_t size, con
                                           std::to_string(offset) + " bytes kept for the next attempt");
     spdlog::warn("download of {} interrupted at {} bytes ({}); resuming", sha.substr(0, 12), offset,
                  status.error_message());
+    out.flush();
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
+  out.close();
+  if (!out) return Fail(Errc::kResourceExhausted, "cannot write the download (disk full?)");
+  if (stats) stats->bytes = offset;
   Progress(job_id, v1::JobUpdate::VERIFYING, 0, "verifying the download");
-  auto file = Sha256OfFile(part);
-  if (!file) return Fail(file.error());
-  const std::string* digest = &file->sha256;
-  if (*digest != sha) {
+  std::string got = digest.HexDigest();
+  if (got != sha) {
     std::error_code ec;
     fs::remove(part, ec);
-    return Fail(Errc::kCrypto, "the download does not match its digest (got " + digest->substr(0, 12) +
-                                   "..., expected " + sha.substr(0, 12) + "...): discarded");
+    return Fail(Errc::kCrypto, "the download does not match its digest (got " + got.substr(0, 12) + "..., expected " +
+                                   sha.substr(0, 12) + "...): discarded");
   }
   std::error_code ec;
   fs::rename(part, done, ec);
@@ -340,9 +389,42 @@ Expected<fs::path> JobExecutor::Fetch(const std::string& sha, uint64_t size, con
 
 v1::JobUpdate JobExecutor::Install(const v1::Job& job) {
   const auto& p = job.install();
+  using Clock = std::chrono::steady_clock;
+  const auto t_start = Clock::now();
+  // Where the time goes, logged once per job: download (digest included),
+  // signature, extraction, and the installer's own phases.
+  std::string timing;
+  auto phase_done = [&](std::string name, Clock::time_point since) {
+    std::replace(name.begin(), name.end(), ' ', '-');
+    timing += fmt::format(" {} {:.2f} s,", name, Seconds(since));
+  };
+  auto log_timing = [&](const char* outcome) {
+    spdlog::info("job {}: {} {} {}:{} total {:.2f} s", job.job_id().substr(0, 8), outcome, p.name(), p.version(), timing,
+                 Seconds(t_start));
+  };
   Progress(job.job_id(), v1::JobUpdate::DOWNLOADING, 0, "downloading " + p.name() + " " + p.version());
-  auto file = Fetch(p.content_sha256(), p.size(), job.job_id(), ".parc");
+  FetchStats fetched;
+  auto t = Clock::now();
+  auto file = Fetch(p.content_sha256(), p.size(), job.job_id(), ".parc", &fetched);
   if (!file) return Failed(job.job_id(), file.error().message());
+  {
+    double s = Seconds(t);
+    uint64_t got = fetched.bytes - fetched.resumed_at;
+    timing += fmt::format(" download {:.2f} s ({} MiB, {:.0f} MiB/s),", s, got >> 20, s > 0 ? (got / 1048576.0) / s : 0.0);
+  }
+  // The package is not kept past its extraction (nor past a refusal): the
+  // server holds it, and a copy per endpoint would double the disk it needs.
+  // Dropped right after extraction, its pages are usually never written back.
+  struct DropCache {
+    fs::path file;
+    void Now() {
+      std::error_code ec;
+      if (!file.empty()) fs::remove(file, ec);
+      file.clear();
+    }
+    ~DropCache() { Now(); }
+  } drop{*file};
+  t = Clock::now();
   auto trusted = pkg::LoadTrustedKeys(config_.state_dir / "trusted_keys.json");
   if (!trusted) return Failed(job.job_id(), trusted.error().message());
   Progress(job.job_id(), v1::JobUpdate::VERIFYING, 50, "checking the signature");
@@ -351,26 +433,41 @@ v1::JobUpdate JobExecutor::Install(const v1::Job& job) {
   if (opened->manifest.name != p.name() || opened->manifest.version != p.version())
     return Failed(job.job_id(), "package refused: the file holds " + opened->manifest.Id() + ", the job asked for " +
                                     p.name() + "=" + p.version());
+  phase_done("signature", t);
   std::string crash = CrashAt();
   if (crash == "after-fetch") ::raise(SIGKILL);
   auto installer = pkg::Installer::Open(config_.root, config_.state_dir);
   if (!installer) return Failed(job.job_id(), installer.error().message());
   fs::path staging = (*installer)->NewStagingDir();
   Progress(job.job_id(), v1::JobUpdate::INSTALLING, 0, "unpacking");
+  t = Clock::now();
   if (auto x = pkg::ExtractPayload(*file, *opened, staging); !x) {
     std::error_code ec;
     fs::remove(staging.parent_path(), ec);
     return Failed(job.job_id(), "package refused: " + x.error().message());
   }
+  phase_done("extract", t);
+  drop.Now();
   pkg::InstallOptions o;
   o.job_id = job.job_id();
   o.allow_downgrade = p.allow_downgrade();
   o.live = config_.root == "/";
   o.crash_at = crash;
-  auto r = (*installer)->Install(*opened, staging, o, [&](const std::string& phase, int pct) {
-    Progress(job.job_id(), v1::JobUpdate::INSTALLING, static_cast<uint32_t>(std::clamp(pct, 0, 100)), phase);
+  std::string phase = "install";
+  t = Clock::now();
+  auto r = (*installer)->Install(*opened, staging, o, [&](const std::string& next, int pct) {
+    if (next != phase) {
+      phase_done(phase, t);
+      phase = next;
+      t = Clock::now();
+    }
+    Progress(job.job_id(), v1::JobUpdate::INSTALLING, static_cast<uint32_t>(std::clamp(pct, 0, 100)), next);
   });
-  if (!r) return Failed(job.job_id(), r.error().message());
+  if (!r) {
+    log_timing("failed");
+    return Failed(job.job_id(), r.error().message());
+  }
+  log_timing("installed");
   v1::JobUpdate u;
   u.set_job_id(job.job_id());
   u.set_state(v1::JobUpdate::SUCCEEDED);

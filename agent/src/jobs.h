@@ -31,7 +31,8 @@ namespace parc::agent {
 class JobExecutor {
  public:
   using Sender = std::function<void(v1::AgentMessage)>;
-  using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>()>;
+  // bulk = a channel for content downloads (its own connection, tuned for throughput).
+  using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>(bool bulk)>;
 
   static Expected<std::unique_ptr<JobExecutor>> Open(const AgentConfig& config, ChannelFactory channels, Sender send);
   ~JobExecutor();
@@ -47,9 +48,14 @@ class JobExecutor {
   void Worker();
   v1::JobUpdate Run(const v1::Job& job);
   v1::JobUpdate Install(const v1::Job& job);
-  // A content object into <state>/cache/<sha256><suffix>, resuming a partial download.
+  // A content object into <state>/cache/<sha256><suffix>, resuming a partial
+  // download; its digest is checked before it leaves <sha256>.part.
+  struct FetchStats {
+    uint64_t resumed_at = 0;  // bytes kept from an earlier attempt
+    uint64_t bytes = 0;       // size of the object
+  };
   Expected<std::filesystem::path> Fetch(const std::string& sha256, uint64_t size, const std::string& job_id,
-                                        const std::string& suffix);
+                                        const std::string& suffix, FetchStats* stats);
   void Progress(const std::string& job_id, v1::JobUpdate::State state, uint32_t percent, const std::string& message,
                 uint64_t done = 0, uint64_t total = 0);
   void SendRollbackPoints();  // worker thread only (the installer lock)

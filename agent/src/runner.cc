@@ -81,7 +81,12 @@ class Runner {
 
   ExpectedVoid Init() {
     auto jobs = JobExecutor::Open(
-        config_, [this] { return MakeChannel(ChannelOpts()); },
+        config_,
+        [this](bool bulk) {
+          ChannelOptions co = ChannelOpts();
+          co.bulk = bulk;
+          return MakeChannel(co);
+        },
         [this](v1::AgentMessage m) {
           std::lock_guard lock(out_mutex_);
           if (out_.size() < 10000) out_.push_back(std::move(m));

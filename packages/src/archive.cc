@@ -1,10 +1,11 @@
 // Package files: pax tar + zstd written and read with libarchive.
 //
-// Extraction is a two-stage pipeline: this thread decompresses, checks every
-// member against the manifest and hashes it (cache-hot, as it copies the
-// bytes into a chunk); writer threads create, write and close the files. On
-// two cores that overlaps zstd + SHA-256 with write(2) and file creation,
-// the two halves being of similar cost.
+// Extraction is a two-stage pipeline: this thread decompresses and checks
+// every member's header against the manifest; writer threads create the
+// files, write them straight from the decompression buffers (no copy: the
+// buffers are refcounted blocks, refilled once every writer is done with
+// them), hash them on the way and check each digest before closing. On two
+// cores that overlaps zstd with SHA-256, write(2) and file creation.
 #include "parc/packages/archive.h"
 
 #include <archive.h>
@@ -140,10 +141,70 @@ ExpectedVoid CheckZstdHeader(const fs::path& package) {
 // decompressed to its end (where zstd checks the content checksum) even though
 // the tar reader stops at the end-of-archive marker, nothing may follow the
 // frame, and the byte counts feed the decompression-bomb check.
+// Decompressed bytes live in a few refcounted blocks. The tar reader returns
+// member data as pointers into the current block; a writer thread that takes
+// such bytes holds a reference until they are written, and a block is only
+// refilled once nobody holds it (the reader drops its own reference when it
+// asks for the next block: libarchive copies what it still needs of the old
+// one, a header straddling two blocks, before it asks).
+class BlockPool {
+ public:
+  struct Block {
+    std::unique_ptr<char[]> data;
+    size_t len = 0;
+    int refs = 0;  // guarded by the pool's mutex
+    bool Holds(const void* p, size_t n) const {
+      auto* c = static_cast<const char*>(p);
+      return c >= data.get() && c + n <= data.get() + len;
+    }
+  };
+  BlockPool(size_t count, size_t capacity) : blocks_(count), capacity_(capacity) {
+    for (auto& b : blocks_) b.data.reset(new char[capacity]);
+  }
+  size_t capacity() const { return capacity_; }
+  // A block nobody holds, with one reference for the caller (waits for one).
+  Block* Acquire() {
+    std::unique_lock lock(mu_);
+    Block* free = nullptr;
+    cv_.wait(lock, [&] {
+      for (auto& b : blocks_)
+        if (b.refs == 0) return (free = &b) != nullptr;
+      return false;
+    });
+    free->refs = 1;
+    free->len = 0;
+    return free;
+  }
+  void Ref(Block* b) {
+    std::lock_guard lock(mu_);
+    ++b->refs;
+  }
+  void Unref(Block* b) {
+    {
+      std::lock_guard lock(mu_);
+      if (--b->refs > 0) return;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::vector<Block> blocks_;
+  size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
 struct DCtxFree { void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); } };
 class ZstdSource {
  public:
-  explicit ZstdSource(Fd fd) : fd_(std::move(fd)), dctx_(ZSTD_createDCtx()), in_(kBlock), out_(kBlock) {}
+  // Blocks: 1 for reading the head (manifest, signature); extraction passes more.
+  explicit ZstdSource(Fd fd, size_t blocks = 1)
+      : fd_(std::move(fd)), dctx_(ZSTD_createDCtx()), in_(kBlock), pool_(std::make_shared<BlockPool>(blocks, kBlock)) {}
+  ~ZstdSource() {
+    if (cur_) pool_->Unref(cur_);
+  }
+  ZstdSource(const ZstdSource&) = delete;
+  ZstdSource& operator=(const ZstdSource&) = delete;
 
   static la_ssize_t Read(archive* a, void* self, const void** buf) {
     auto* s = static_cast<ZstdSource*>(self);
@@ -152,7 +213,7 @@ class ZstdSource {
       archive_set_error(a, EIO, "%s", r.error().message().c_str());
       return -1;
     }
-    *buf = s->out_.data();
+    *buf = s->cur_->data.get();
     return static_cast<la_ssize_t>(*r);
   }
   // Decompresses what the tar reader did not ask for; the frame must end
@@ -164,11 +225,21 @@ class ZstdSource {
       if (*r == 0) return {};
     }
   }
+  // The block holding [p, p + n) with a reference for the caller, or nullptr
+  // when libarchive returned bytes of its own buffer (copy them).
+  BlockPool::Block* Hold(const void* p, size_t n) {
+    if (!cur_ || !cur_->Holds(p, n)) return nullptr;
+    pool_->Ref(cur_);
+    return cur_;
+  }
+  const std::shared_ptr<BlockPool>& pool() const { return pool_; }
   uint64_t compressed() const { return compressed_; }
   uint64_t plain() const { return plain_; }
 
  private:
   Expected<size_t> Next() {
+    if (cur_) pool_->Unref(cur_);  // libarchive is done with it
+    cur_ = pool_->Acquire();
     while (true) {
       if (inb_.pos == inb_.size && !eof_) {
         ssize_t n;
@@ -185,18 +256,21 @@ class ZstdSource {
         continue;
       }
       if (eof_ && inb_.pos == inb_.size) return Fail(Errc::kParse, "the zstd stream ends in the middle of a frame");
-      ZSTD_outBuffer o{out_.data(), out_.size(), 0};
+      ZSTD_outBuffer o{cur_->data.get(), pool_->capacity(), 0};
       size_t ret = ZSTD_decompressStream(dctx_.get(), &o, &inb_);
       if (ZSTD_isError(ret)) return Fail(Errc::kParse, std::string("zstd: ") + ZSTD_getErrorName(ret));
       if (ret == 0) frame_done_ = true;
       plain_ += o.pos;
+      cur_->len = o.pos;
       if (o.pos > 0) return o.pos;
     }
   }
 
   Fd fd_;
   std::unique_ptr<ZSTD_DCtx, DCtxFree> dctx_;
-  std::vector<char> in_, out_;
+  std::vector<char> in_;
+  std::shared_ptr<BlockPool> pool_;
+  BlockPool::Block* cur_ = nullptr;  // the block libarchive reads from
   ZSTD_inBuffer inb_{nullptr, 0, 0};
   uint64_t compressed_ = 0, plain_ = 0;
   bool eof_ = false, frame_done_ = false;
@@ -208,12 +282,12 @@ struct PackageReader {
   archive* get() const { return a.get(); }
 };
 
-Expected<PackageReader> OpenRead(const fs::path& package) {
+Expected<PackageReader> OpenRead(const fs::path& package, size_t blocks = 1) {
   if (auto h = CheckZstdHeader(package); !h) return Fail(h.error());
   Fd fd(::open(package.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Fail(ErrnoError(errno, "cannot open " + package.string()));
   PackageReader r;
-  r.source = std::make_unique<ZstdSource>(std::move(fd));
+  r.source = std::make_unique<ZstdSource>(std::move(fd), blocks);
   r.a.reset(archive_read_new());
   if (!r.a) return Fail(Errc::kInternal, "archive_read_new failed");
   archive_read_support_format_tar(r.a.get());
@@ -722,52 +796,34 @@ struct Expect {
   bool seen = false;
 };
 
-// The writer thread: creates, writes, hashes and closes files.
+// The writer thread: creates, writes, hashes and closes files, and checks each
+// file's digest before closing it.
 class FileWriter {
  public:
-  struct Chunk {
-    explicit Chunk(size_t capacity = kBlock, bool from_pool = true)
-        : data(new char[capacity]), cap(capacity), pooled(from_pool) {}
-    std::unique_ptr<char[]> data;
-    size_t cap;
-    size_t len = 0;
-    bool pooled;
-  };
-  // One job may open a file, write a chunk and close it: a small file is one job.
+  // One job may open a file, write bytes and close it: a small file is one job.
   struct Job {
-    std::string path;     // open this file first ("" = continue the open one)
-    Chunk* chunk = nullptr;
-    bool close = false;   // then set the mode and close
+    std::string path;                 // open this file first ("" = continue the open one)
+    std::string member;               // with path: its member name, for messages
+    const char* data = nullptr;       // bytes to write, in `block` or in `owned`
+    size_t len = 0;
+    BlockPool::Block* block = nullptr;  // a reference, dropped once written
+    std::unique_ptr<char[]> owned;
+    bool close = false;               // then check the digest, set the mode, close
     unsigned mode = 0;
+    std::string sha256;               // with close: the manifest's digest
   };
 
-  FileWriter() {
-    for (auto& c : chunks_) free_.push_back(&c);
+  explicit FileWriter(std::shared_ptr<BlockPool> pool) : pool_(std::move(pool)) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~FileWriter() { Stop(); }
 
-  // Large files stream through a small pool of 1 MiB chunks; a small file gets
-  // a buffer of its own size, within a budget of queued small-file bytes.
-  Chunk* Borrow(uint64_t file_size) {
-    std::unique_lock lock(mu_);
-    if (file_size < kSmallFile) {
-      size_t cap = std::max<size_t>(1, static_cast<size_t>(file_size));
-      free_cv_.wait(lock, [&] { return small_bytes_ + cap <= kSmallBudget || small_bytes_ == 0; });
-      small_bytes_ += cap;
-      lock.unlock();
-      return new Chunk(cap, false);
-    }
-    free_cv_.wait(lock, [&] { return !free_.empty(); });
-    Chunk* c = free_.back();
-    free_.pop_back();
-    c->len = 0;
-    return c;
-  }
   void Push(Job job) {
     bool was_empty;
     {
-      std::lock_guard lock(mu_);
+      std::unique_lock lock(mu_);
+      // Bytes are bounded by the pool; this bounds the jobs of empty files.
+      room_cv_.wait(lock, [&] { return jobs_.size() < kMaxQueued; });
       was_empty = jobs_.empty();
       jobs_.push_back(std::move(job));
     }
@@ -782,6 +838,8 @@ class FileWriter {
   }
 
  private:
+  static constexpr size_t kMaxQueued = 4096;
+
   void Stop() {
     if (!thread_.joinable()) return;
     {
@@ -790,18 +848,6 @@ class FileWriter {
     }
     jobs_cv_.notify_one();
     thread_.join();
-  }
-  void Release(Chunk* c) {
-    {
-      std::lock_guard lock(mu_);
-      if (c->pooled) {
-        free_.push_back(c);
-      } else {
-        small_bytes_ -= c->cap;
-        delete c;
-      }
-    }
-    free_cv_.notify_one();
   }
   void SetError(Error e) {
     if (!failed_) {
@@ -819,45 +865,46 @@ class FileWriter {
         if (jobs_.empty()) return;
         batch.swap(jobs_);
       }
+      room_cv_.notify_all();
       for (Job& job : batch) Do(job);
       batch.clear();
     }
   }
   void Do(Job& job) {
-    if (failed_) {
-      if (job.chunk) Release(job.chunk);
-      return;
-    }
-    if (!job.path.empty()) {
+    if (!failed_ && !job.path.empty()) {
       fd_ = Fd(::open(job.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (fd_.get() < 0) SetError(ErrnoError(errno, "cannot create " + job.path));
       path_ = std::move(job.path);
+      member_ = std::move(job.member);
+      sha_.Reset();
     }
-    if (job.chunk) {
-      if (!failed_)
-        if (auto w = WriteAll(fd_.get(), job.chunk->data.get(), job.chunk->len, path_); !w) SetError(w.error());
-      Release(job.chunk);
+    if (job.len > 0 && !failed_) {
+      sha_.Update(job.data, job.len);
+      if (auto w = WriteAll(fd_.get(), job.data, job.len, path_); !w) SetError(w.error());
     }
+    if (job.block) pool_->Unref(job.block);
     if (job.close && !failed_) {
+      if (std::string digest = sha_.HexDigest(); digest != job.sha256) {
+        SetError(Error(Errc::kCrypto, "member '" + member_ + "': SHA-256 " + digest + " does not match the manifest (" +
+                                          job.sha256 + ")"));
+        return;
+      }
       if (::fchmod(fd_.get(), job.mode) != 0) SetError(ErrnoError(errno, "cannot set the mode of " + path_));
       if (::close(fd_.Release()) != 0) SetError(ErrnoError(errno, "cannot write " + path_));
     }
   }
 
-  static constexpr uint64_t kSmallFile = 256 << 10;
-  static constexpr size_t kSmallBudget = 16 << 20;
-  Chunk chunks_[4];
-  size_t small_bytes_ = 0;
+  std::shared_ptr<BlockPool> pool_;
   std::mutex mu_;
-  std::condition_variable jobs_cv_, free_cv_;
+  std::condition_variable jobs_cv_, room_cv_;
   std::deque<Job> jobs_;
-  std::vector<Chunk*> free_;
   bool stop_ = false;
   std::atomic<bool> failed_{false};
   Error error_;
   // Writer thread only.
   Fd fd_;
-  std::string path_;
+  std::string path_, member_;
+  Sha256Stream sha_;
   std::thread thread_;
 };
 
@@ -865,8 +912,8 @@ class FileWriter {
 // ~100 us, mostly waiting, and several creations in flight overlap the waits.
 class WriterPool {
  public:
-  explicit WriterPool(unsigned n) {
-    for (unsigned i = 0; i < std::max(1u, n); ++i) writers_.push_back(std::make_unique<FileWriter>());
+  WriterPool(unsigned n, const std::shared_ptr<BlockPool>& pool) {
+    for (unsigned i = 0; i < std::max(1u, n); ++i) writers_.push_back(std::make_unique<FileWriter>(pool));
   }
   // Small files of one directory go to one writer: concurrent creations in
   // the same directory only fight over its lock. Large files go round-robin.
@@ -994,7 +1041,9 @@ class Extractor {
   }
 
   ExpectedVoid Stream() {
-    auto opened = OpenRead(package_);
+    const unsigned writers = WriterThreads();
+    // Enough blocks for every writer to have some queued while zstd fills the next.
+    auto opened = OpenRead(package_, 2 + 3 * writers);
     if (!opened) return Fail(opened.error());
     reader_ = std::make_unique<PackageReader>(std::move(*opened));
     archive* a = reader_->get();
@@ -1004,7 +1053,7 @@ class Extractor {
     if (!head) return Fail(head.error());
     if (head->manifest_bytes != opened_.manifest_bytes || head->signature != opened_.signature)
       return Fail(Errc::kCrypto, "the package file changed since it was verified");
-    writer_ = std::make_unique<WriterPool>(WriterThreads());
+    writer_ = std::make_unique<WriterPool>(writers, reader_->source->pool());
 
     archive_entry* e = nullptr;
     uint64_t entries = 0;
@@ -1091,9 +1140,16 @@ class Extractor {
       return MemberError(name, "size " + std::to_string(archive_entry_size(e)) + " differs from the manifest (" +
                                    std::to_string(ex.size) + ")");
     FileWriter* writer = writer_->For(name.substr(0, name.rfind('/')), ex.size);
-    FileWriter::Job job{full.string(), writer->Borrow(ex.size), false, 0};
-    sha_.Reset();
-    // On any error below the job still goes to the writer so its chunk returns.
+    // The first job of a file opens it; the last closes it after checking its digest.
+    bool opened = false;
+    auto push = [&](FileWriter::Job job) {
+      if (!opened) {
+        job.path = full.string();
+        job.member = name;
+        opened = true;
+      }
+      writer->Push(std::move(job));
+    };
     uint64_t written = 0;
     while (true) {
       const void* block = nullptr;
@@ -1101,62 +1157,42 @@ class Extractor {
       la_int64_t offset = 0;
       int r = archive_read_data_block(a, &block, &size, &offset);
       if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) {
-        writer->Push(std::move(job));
-        return Corrupt(a);
-      }
-      if (static_cast<uint64_t>(offset) != written) {
-        writer->Push(std::move(job));
-        return MemberError(name, "sparse members are not supported");
-      }
+      if (r < ARCHIVE_WARN) return Corrupt(a);
+      if (static_cast<uint64_t>(offset) != written) return MemberError(name, "sparse members are not supported");
       written += size;
       written_total_ += size;
-      if (written > ex.size || written_total_ > limits_.max_total_bytes) {
-        writer->Push(std::move(job));
-        if (written > ex.size) return MemberError(name, "holds more bytes than the manifest declares");
+      if (written > ex.size) return MemberError(name, "holds more bytes than the manifest declares");
+      if (written_total_ > limits_.max_total_bytes)
         return Fail(Errc::kResourceExhausted, "the payload exceeds the limit of " +
                                                   std::to_string(limits_.max_total_bytes) + " bytes");
-      }
-      const char* p = static_cast<const char*>(block);
-      sha_.Update(p, size);
-      while (size > 0) {
-        FileWriter::Chunk* chunk = job.chunk;
-        size_t n = std::min(size, chunk->cap - chunk->len);
-        std::memcpy(chunk->data.get() + chunk->len, p, n);
-        chunk->len += n;
-        p += n;
-        size -= n;
-        if (chunk->len == chunk->cap && (size > 0 || written < ex.size)) {
-          writer->Push(std::move(job));
-          job = FileWriter::Job{"", writer->Borrow(kBlock), false, 0};
+      if (size > 0) {
+        FileWriter::Job job;
+        job.len = size;
+        job.block = reader_->source->Hold(block, size);
+        if (job.block) {
+          job.data = static_cast<const char*>(block);
+        } else {  // bytes in libarchive's own buffer, reused by its next call
+          job.owned.reset(new char[size]);
+          std::memcpy(job.owned.get(), block, size);
+          job.data = job.owned.get();
         }
+        push(std::move(job));
       }
-      if (auto c = CheckRatio(); !c) {
-        writer->Push(std::move(job));
-        return c;
-      }
+      if (auto c = CheckRatio(); !c) return c;
       if (progress_ && written_total_ - last_progress_ >= kBlock) {
         last_progress_ = written_total_;
         progress_(written_total_, total_);
       }
-      if (writer_->Failed()) {
-        writer->Push(std::move(job));
-        return writer_->Finish();
-      }
+      if (writer_->Failed()) return writer_->Finish();
     }
-    if (written != ex.size) {
-      writer->Push(std::move(job));
+    if (written != ex.size)
       return MemberError(name, "holds " + std::to_string(written) + " bytes but the manifest declares " +
                                    std::to_string(ex.size));
-    }
-    if (std::string digest = sha_.HexDigest(); digest != ex.sha256) {
-      writer->Push(std::move(job));
-      return Fail(Errc::kCrypto, "member '" + name + "': SHA-256 " + digest + " does not match the manifest (" +
-                                     ex.sha256 + ")");
-    }
-    job.close = true;
-    job.mode = ex.mode;
-    writer->Push(std::move(job));
+    FileWriter::Job last;
+    last.close = true;
+    last.mode = ex.mode;
+    last.sha256 = ex.sha256;
+    push(std::move(last));
     return {};
   }
 
@@ -1178,9 +1214,9 @@ class Extractor {
   std::map<std::string, Expect> expect_;
   std::set<std::string> dirs_;
   std::vector<std::pair<std::string, unsigned>> dir_modes_;
-  std::unique_ptr<WriterPool> writer_;
+  // The reader (and its blocks) outlives the writers that hold them.
   std::unique_ptr<PackageReader> reader_;
-  Sha256Stream sha_;
+  std::unique_ptr<WriterPool> writer_;
   uint64_t total_ = 0, written_total_ = 0, last_progress_ = 0;
   bool created_staging_ = false;
 };

@@ -328,7 +328,8 @@ struct Installer::Impl {
       for (auto it = rel.begin(); it != rel.end(); ++it) {
         if (std::next(it) == rel.end()) break;
         acc /= *it;
-        std::string ancestor = in_state ? acc.string() : "/" + acc.string();
+        // (fs::path("/") / acc rather than "/" + string: g++ 12 -O3 warns falsely on the latter.)
+        std::string ancestor = in_state ? acc.string() : (fs::path("/") / acc).string();
         fs::path host = in_state ? state / acc : Host(ancestor);
         std::error_code ec;
         if (!fs::exists(fs::symlink_status(host, ec))) all.insert({in_state, ancestor});

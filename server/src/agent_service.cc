@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "parc/common/hash.h"
 #include "parc/common/log.h"
 #include "parc/common/timeutil.h"
@@ -77,16 +79,26 @@ grpc::Status AgentServiceImpl::GetContent(grpc::ServerContext* context, const v1
   auto peer = Authenticate(*context, state_.revoked, kAgentOrganization);
   if (!peer) return ToStatus(peer.error());
   if (!state_.content) return {grpc::StatusCode::UNIMPLEMENTED, "this server has no content store"};
+  auto object = state_.content->Open(request->sha256());
+  if (!object) return ToStatus(object.error());
+  uint64_t offset = request->offset();
+  const uint64_t total = object->size();
+  if (offset > total) return {grpc::StatusCode::INVALID_ARGUMENT, "offset beyond the end of the object"};
+  // The file is read straight into the message (one copy less than a
+  // separate buffer); serialization copies it once more into gRPC's buffers.
   v1::ContentChunk chunk;
-  auto r = state_.content->Read(request->sha256(), request->offset(),
-                                [&](uint64_t offset, std::string_view data, uint64_t total) {
-                                  if (context->IsCancelled()) return false;
-                                  chunk.set_offset(offset);
-                                  chunk.set_total_size(total);
-                                  chunk.mutable_data()->assign(data.data(), data.size());
-                                  return writer->Write(chunk);
-                                });
-  if (!r) return ToStatus(r.error());
+  chunk.set_total_size(total);
+  std::string* data = chunk.mutable_data();
+  while (offset < total && !context->IsCancelled()) {
+    data->resize(static_cast<size_t>(std::min<uint64_t>(ContentStore::kChunk, total - offset)));
+    auto n = object->ReadAt(offset, data->data(), data->size());
+    if (!n) return ToStatus(n.error());
+    if (*n == 0) break;
+    data->resize(*n);
+    chunk.set_offset(offset);
+    if (!writer->Write(chunk)) break;  // client gone
+    offset += *n;
+  }
   return grpc::Status::OK;
 }
 

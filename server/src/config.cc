@@ -20,6 +20,11 @@ ExpectedVoid LoadServerConfigFile(const std::filesystem::path& file, ServerConfi
   if (auto v = server["heartbeat_seconds"].value<int64_t>()) config.heartbeat_seconds = static_cast<uint32_t>(*v);
   if (auto v = server["max_message_bytes"].value<int64_t>()) config.max_message_bytes = static_cast<uint32_t>(*v);
   if (auto v = server["sync_threads"].value<int64_t>()) config.sync_threads = static_cast<int>(*v);
+  if (auto v = server["tls_frame_bytes"].value<int64_t>()) {
+    if (*v < 1024 || *v > 16384)
+      return Fail(Errc::kInvalidArgument, "configuration " + file.string() + ": tls_frame_bytes must be 1024..16384");
+    config.tls_frame_bytes = static_cast<int>(*v);
+  }
   if (auto arr = server["server_names"].as_array()) {
     for (auto& e : *arr)
       if (auto s = e.value<std::string>()) config.server_names.push_back(*s);

@@ -173,26 +173,57 @@ Expected<ContentStore::Upload> ContentStore::BeginUpload(const std::string& sha2
   return up;
 }
 
+ContentStore::Reader::Reader(Reader&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), size_(o.size_), sha256_(std::move(o.sha256_)) {}
+
+ContentStore::Reader& ContentStore::Reader::operator=(Reader&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+    size_ = o.size_;
+    sha256_ = std::move(o.sha256_);
+  }
+  return *this;
+}
+
+ContentStore::Reader::~Reader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Expected<size_t> ContentStore::Reader::ReadAt(uint64_t offset, char* buf, size_t n) const {
+  while (true) {
+    ssize_t got = ::pread(fd_, buf, n, static_cast<off_t>(offset));
+    if (got >= 0) return static_cast<size_t>(got);
+    if (errno != EINTR) return Fail(ErrnoError(errno, "reading object " + sha256_));
+  }
+}
+
+Expected<ContentStore::Reader> ContentStore::Open(const std::string& sha256) const {
+  if (!ValidDigest(sha256)) return Fail(Errc::kInvalidArgument, "content digest must be 64 lower-case hex characters");
+  Reader r;
+  r.fd_ = ::open(ObjectPath(sha256).c_str(), O_RDONLY | O_CLOEXEC);
+  if (r.fd_ < 0) return Fail(Errc::kNotFound, "no object " + sha256 + " in the content store");
+  struct stat st {};
+  if (::fstat(r.fd_, &st) != 0) return Fail(ErrnoError(errno, "cannot stat object " + sha256));
+  r.size_ = static_cast<uint64_t>(st.st_size);
+  r.sha256_ = sha256;
+  ::posix_fadvise(r.fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+  return r;
+}
+
 ExpectedVoid ContentStore::Read(const std::string& sha256, uint64_t offset,
                                 const std::function<bool(uint64_t, std::string_view, uint64_t)>& sink) const {
-  if (!ValidDigest(sha256)) return Fail(Errc::kInvalidArgument, "content digest must be 64 lower-case hex characters");
-  Fd fd(::open(ObjectPath(sha256).c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.fd < 0) return Fail(Errc::kNotFound, "no object " + sha256 + " in the content store");
-  struct stat st {};
-  ::fstat(fd.fd, &st);
-  uint64_t total = static_cast<uint64_t>(st.st_size);
+  auto object = Open(sha256);
+  if (!object) return Fail(object.error());
+  uint64_t total = object->size();
   if (offset > total) return Fail(Errc::kInvalidArgument, "offset beyond the end of the object");
-  ::posix_fadvise(fd.fd, static_cast<off_t>(offset), 0, POSIX_FADV_SEQUENTIAL);
   std::string buf(kChunk, '\0');
   while (offset < total) {
-    ssize_t n = ::pread(fd.fd, buf.data(), buf.size(), static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Fail(ErrnoError(errno, "reading object " + sha256));
-    }
-    if (n == 0) break;
-    if (!sink(offset, std::string_view(buf.data(), static_cast<size_t>(n)), total)) break;
-    offset += static_cast<uint64_t>(n);
+    auto n = object->ReadAt(offset, buf.data(), buf.size());
+    if (!n) return Fail(n.error());
+    if (*n == 0) break;
+    if (!sink(offset, std::string_view(buf.data(), *n), total)) break;
+    offset += *n;
   }
   return {};
 }

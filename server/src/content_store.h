@@ -60,6 +60,26 @@ class ContentStore {
   ExpectedVoid Read(const std::string& sha256, uint64_t offset,
                     const std::function<bool(uint64_t offset, std::string_view data, uint64_t total)>& sink) const;
 
+  // A complete object open for reading at any offset, into the caller's
+  // buffer (GetContent reads straight into the message it sends).
+  class Reader {
+   public:
+    Reader() = default;
+    Reader(Reader&&) noexcept;
+    Reader& operator=(Reader&&) noexcept;
+    ~Reader();
+    uint64_t size() const { return size_; }
+    // Up to n bytes at offset; 0 at the end.
+    Expected<size_t> ReadAt(uint64_t offset, char* buf, size_t n) const;
+
+   private:
+    friend class ContentStore;
+    int fd_ = -1;
+    uint64_t size_ = 0;
+    std::string sha256_;
+  };
+  Expected<Reader> Open(const std::string& sha256) const;
+
  private:
   std::filesystem::path IncomingPath(const std::string& sha256) const;
   std::filesystem::path dir_;

@@ -111,7 +111,11 @@ int Run(ServerConfig config) {
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   // A stale server on the same port must not silently take half the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddChannelArgument("grpc.tsi.max_frame_size", 4096);
+  builder.AddChannelArgument("grpc.tsi.max_frame_size", config.tls_frame_bytes);
+  // Lets a content download queue up to 1 MiB per stream ahead of the socket
+  // (only bytes actually queued cost memory, so idle sessions are unaffected):
+  // 10 parallel 50 MiB GetContent streams took 0.75-0.92x the time without it.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, 1 << 20);
   // Detect dead agents (power cut, cable pulled) without waiting for TCP timeouts.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 120000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
