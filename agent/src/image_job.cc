@@ -32,8 +32,11 @@ v1::JobUpdate Failed(const std::string& job_id, const std::string& message) {
 // Chunks from the server's content store, resumed from an offset.
 class GrpcFetcher final : public imaging::ChunkFetcher {
  public:
-  GrpcFetcher(std::function<std::shared_ptr<grpc::Channel>()> channels, bool crash_mid_fetch)
-      : channels_(std::move(channels)), crash_mid_fetch_(crash_mid_fetch) {}
+  // One channel for the whole job (a bulk channel has a connection of its
+  // own: one per chunk would cost a TLS handshake per chunk). Stubs are
+  // thread-safe, so parallel chunk fetches share it.
+  GrpcFetcher(const std::function<std::shared_ptr<grpc::Channel>()>& channels, bool crash_mid_fetch)
+      : stub_(v1::AgentService::NewStub(channels())), crash_mid_fetch_(crash_mid_fetch) {}
 
   ExpectedVoid Fetch(const imaging::ChunkRef& ref, uint64_t offset,
                      const std::function<ExpectedVoid(std::string_view)>& sink) override {
@@ -42,13 +45,12 @@ class GrpcFetcher final : public imaging::ChunkFetcher {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
       ::raise(SIGKILL);
     }
-    auto stub = v1::AgentService::NewStub(channels_());
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
     v1::GetContentRequest req;
     req.set_sha256(ref.object.Hex());
     req.set_offset(offset);
-    auto reader = stub->GetContent(&ctx, req);
+    auto reader = stub_->GetContent(&ctx, req);
     v1::ContentChunk chunk;
     ExpectedVoid failed;
     while (reader->Read(&chunk)) {
@@ -80,7 +82,7 @@ class GrpcFetcher final : public imaging::ChunkFetcher {
   }
 
  private:
-  std::function<std::shared_ptr<grpc::Channel>()> channels_;
+  std::unique_ptr<v1::AgentService::Stub> stub_;
   bool crash_mid_fetch_;
   std::atomic<int> calls_{0};
 };

@@ -265,7 +265,7 @@ v1::JobUpdate JobExecutor::Run(const v1::Job& job) {
   if (job.has_image()) {
     ImageJobEnv env;
     env.config = &config_;
-    env.channels = channels_;
+    env.channels = [this] { return channels_(true); };  // chunks are bulk content
     env.progress = [&](v1::JobUpdate::State state, uint32_t pct, const std::string& message, uint64_t done,
                        uint64_t total) { Progress(job.job_id(), state, pct, message, done, total); };
     env.crash_at = CrashAt();

@@ -45,6 +45,16 @@ void PolicyScheduler::Loop() {
 
 uint32_t PolicyScheduler::Tick(int64_t now) {
   std::lock_guard tick(tick_mutex_);
+  return TickLocked(now);
+}
+
+Expected<uint32_t> PolicyScheduler::RunNow(const std::string& assignment_id, int64_t now) {
+  std::lock_guard tick(tick_mutex_);
+  if (auto r = store_.RequestRun(assignment_id, now); !r) return Fail(r.error());
+  return TickLocked(now);
+}
+
+uint32_t PolicyScheduler::TickLocked(int64_t now) {
   auto due = store_.DueRuns(now);
   if (!due) {
     spdlog::error("policy scheduler: {}", due.error().message());

@@ -23,11 +23,16 @@ class PolicyScheduler {
   void Wake();
   // Creates the runs that are due now; returns how many.
   uint32_t Tick(int64_t now);
+  // "Check now": every host of the assignment is due again, and the runs are
+  // created before this returns (the loop cannot take them in between, so
+  // the count is what the request created).
+  Expected<uint32_t> RunNow(const std::string& assignment_id, int64_t now);
   // The Scheduler's terminal hook: stores a policy job's report.
   ExpectedVoid OnTerminal(const JobRecord& job, const v1::JobUpdate& update);
 
  private:
   void Loop();
+  uint32_t TickLocked(int64_t now);  // tick_mutex_ held
 
   PolicyStore& store_;
   Scheduler& jobs_;

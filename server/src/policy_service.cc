@@ -237,9 +237,10 @@ grpc::Status PolicyServiceImpl::RunAssignment(grpc::ServerContext* context, cons
   if (!a) return ToStatus(a.error());
   if (!a->active) return {grpc::StatusCode::FAILED_PRECONDITION, "assignment " + a->id + " was removed"};
   int64_t now = NowUnix();
-  if (auto r = state_.policies->RequestRun(a->id, now); !r) return ToStatus(r.error());
+  auto created = state_.policy_scheduler->RunNow(a->id, now);
+  if (!created) return ToStatus(created.error());
   state_.Audit(*who, "policy.run", a->id, a->policy + " on group " + a->group);
-  response->set_jobs_created(state_.policy_scheduler->Tick(now));
+  response->set_jobs_created(*created);
   state_.scheduler->Wake();
   HostFilter f;
   f.group = a->group;

@@ -222,7 +222,11 @@ class SqlitePolicyStore final : public PolicyStore {
 
   ExpectedVoid RequestRun(const std::string& id, int64_t at) override {
     std::lock_guard lock(mutex_);
-    PARC_ASSIGN(c, Q("UPDATE policy_assignments SET run_requested_at = ?2 WHERE id = ?1"));
+    // The watermark is the newest run now: only runs created after it answer
+    // the request (times are seconds: a run created earlier in the same second
+    // as the request must not count).
+    PARC_ASSIGN(c, Q("UPDATE policy_assignments SET run_requested_at = ?2, "
+                     "run_requested_after = (SELECT IFNULL(MAX(rowid), 0) FROM policy_runs) WHERE id = ?1"));
     c->Bind(1, id).Bind(2, at);
     return c->Run();
   }
@@ -238,7 +242,7 @@ class SqlitePolicyStore final : public PolicyStore {
                      "   AND r.assignment_id = a.id AND r.finished_at = 0)"
                      " AND NOT EXISTS (SELECT 1 FROM policy_runs r WHERE r.host_id = gm.host_id"
                      "   AND r.assignment_id = a.id AND r.created_at > ?1 - a.interval_seconds"
-                     "   AND r.created_at >= a.run_requested_at)"
+                     "   AND r.rowid > a.run_requested_after)"
                      " ORDER BY a.created_at, gm.host_id"));
     c->Bind(1, now);
     std::vector<DueRun> out;

@@ -473,11 +473,20 @@ CREATE TABLE images (
 );
 )sql";
 
+
+// Migration 6: "check now" answered only by runs created after the request.
+// run_requested_at is in seconds, so a run created earlier in the same second
+// counted as the answer and the request was silently dropped; the watermark
+// is the newest policy_runs rowid when the request was made.
+constexpr std::string_view kPolicyRunNowSchema = R"sql(
+ALTER TABLE policy_assignments ADD COLUMN run_requested_after INTEGER NOT NULL DEFAULT 0;
+)sql";
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
   static const std::vector<std::string_view> kMigrations = {kInitialSchema, kDeploySchema, kPolicySchema,
-                                                             kNetbootSchema, kImageSchema};
+                                                             kNetbootSchema, kImageSchema,
+                                                             kPolicyRunNowSchema};
   return kMigrations;
 }
 
