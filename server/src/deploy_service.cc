@@ -12,6 +12,38 @@
 
 namespace parc::server {
 
+Expected<std::vector<HostRecord>> ServerState::ResolveTargets(
+    const google::protobuf::RepeatedPtrField<std::string>& targets) const {
+  std::vector<HostRecord> hosts;
+  std::set<std::string> seen;
+  for (const auto& target : targets) {
+    auto colon = target.find(':');
+    std::string kind = colon == std::string::npos ? "" : target.substr(0, colon);
+    std::string name = colon == std::string::npos ? "" : target.substr(colon + 1);
+    if (name.empty() || (kind != "group" && kind != "host"))
+      return Fail(Errc::kInvalidArgument, "target '" + target + "' must be group:NAME or host:HOST");
+    std::vector<HostRecord> found;
+    if (kind == "host") {
+      auto h = storage->GetHost(name);
+      if (!h) return Fail(h.error());
+      found.push_back(*h);
+    } else {
+      HostFilter f;
+      f.group = name;
+      auto list = storage->ListHosts(f);
+      if (!list) return Fail(list.error());
+      if (list->empty()) return Fail(Errc::kNotFound, "group '" + name + "' has no hosts");
+      found = std::move(*list);
+    }
+    for (auto& h : found) {
+      if (h.revoked || !h.superseded_by.empty()) continue;
+      if (seen.insert(h.id).second) hosts.push_back(std::move(h));
+    }
+  }
+  if (hosts.empty()) return Fail(Errc::kFailedPrecondition, "the targets hold no active host");
+  return hosts;
+}
+
 namespace {
 
 void FillJob(const JobRecord& j, const std::string& hostname, v1::JobInfo* out) {
@@ -208,34 +240,10 @@ grpc::Status DeployServiceImpl::CreateDeployment(grpc::ServerContext* context, c
     d.version = request->version();
   }
   // Resolve targets now: the hosts of a group at creation time receive it.
-  std::vector<HostRecord> hosts;
-  std::set<std::string> seen;
-  for (const auto& target : request->targets()) {
-    auto colon = target.find(':');
-    std::string kind = colon == std::string::npos ? "" : target.substr(0, colon);
-    std::string name = colon == std::string::npos ? "" : target.substr(colon + 1);
-    if (name.empty() || (kind != "group" && kind != "host"))
-      return {grpc::StatusCode::INVALID_ARGUMENT, "target '" + target + "' must be group:NAME or host:HOST"};
-    std::vector<HostRecord> found;
-    if (kind == "host") {
-      auto h = state_.storage->GetHost(name);
-      if (!h) return ToStatus(h.error());
-      found.push_back(*h);
-    } else {
-      HostFilter f;
-      f.group = name;
-      auto list = state_.storage->ListHosts(f);
-      if (!list) return ToStatus(list.error());
-      if (list->empty()) return {grpc::StatusCode::NOT_FOUND, "group '" + name + "' has no hosts"};
-      found = std::move(*list);
-    }
-    for (auto& h : found) {
-      if (h.revoked || !h.superseded_by.empty()) continue;
-      if (seen.insert(h.id).second) hosts.push_back(std::move(h));
-    }
-    d.targets.push_back(target);
-  }
-  if (hosts.empty()) return {grpc::StatusCode::FAILED_PRECONDITION, "the targets hold no active host"};
+  auto resolved = state_.ResolveTargets(request->targets());
+  if (!resolved) return ToStatus(resolved.error());
+  std::vector<HostRecord> hosts = std::move(*resolved);
+  d.targets.assign(request->targets().begin(), request->targets().end());
   d.created_at = NowUnix();
   d.created_by = who->common_name;
   d.start = request->start();

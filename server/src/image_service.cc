@@ -1,7 +1,6 @@
 #include "image_service.h"
 
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "parc/common/hash.h"
 #include "parc/common/log.h"
@@ -233,35 +232,11 @@ grpc::Status ImageServiceImpl::DeployImage(grpc::ServerContext* context, const v
             "block image), without '.', '..' or empty components"};
   auto image = state_.images->GetImage(request->name(), request->version());
   if (!image) return ToStatus(image.error());
-  std::vector<HostRecord> hosts;
-  std::set<std::string> seen;
   DeploymentRecord d;
-  for (const auto& target : request->targets()) {
-    auto colon = target.find(':');
-    std::string kind = colon == std::string::npos ? "" : target.substr(0, colon);
-    std::string name = colon == std::string::npos ? "" : target.substr(colon + 1);
-    if (name.empty() || (kind != "group" && kind != "host"))
-      return {grpc::StatusCode::INVALID_ARGUMENT, "target '" + target + "' must be group:NAME or host:HOST"};
-    std::vector<HostRecord> found;
-    if (kind == "host") {
-      auto h = state_.storage->GetHost(name);
-      if (!h) return ToStatus(h.error());
-      found.push_back(*h);
-    } else {
-      HostFilter f;
-      f.group = name;
-      auto list = state_.storage->ListHosts(f);
-      if (!list) return ToStatus(list.error());
-      if (list->empty()) return {grpc::StatusCode::NOT_FOUND, "group '" + name + "' has no hosts"};
-      found = std::move(*list);
-    }
-    for (auto& h : found) {
-      if (h.revoked || !h.superseded_by.empty()) continue;
-      if (seen.insert(h.id).second) hosts.push_back(std::move(h));
-    }
-    d.targets.push_back(target);
-  }
-  if (hosts.empty()) return {grpc::StatusCode::FAILED_PRECONDITION, "the targets hold no active host"};
+  auto resolved = state_.ResolveTargets(request->targets());
+  if (!resolved) return ToStatus(resolved.error());
+  std::vector<HostRecord> hosts = std::move(*resolved);
+  d.targets.assign(request->targets().begin(), request->targets().end());
   d.id = RandomUuid();
   // Shown by 'parcctl deploy status|list' as "install image:NAME VERSION".
   d.package = "image:" + image->name;

@@ -46,6 +46,9 @@ struct ServerState {
   // Appends to the audit log; a failure is logged, never fatal to the call.
   void Audit(const PeerIdentity& who, const std::string& action, const std::string& target,
              const std::string& detail) const;
+  // The active hosts (not revoked, not superseded) of group:NAME / host:HOST
+  // targets, each once, resolved now (deployments of packages and of images).
+  Expected<std::vector<HostRecord>> ResolveTargets(const google::protobuf::RepeatedPtrField<std::string>& targets) const;
 };
 
 class AgentServiceImpl final : public v1::AgentService::WithCallbackMethod_Connect<v1::AgentService::Service> {
