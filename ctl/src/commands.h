@@ -104,6 +104,8 @@ struct PackageRef {
 };
 // "hello" or "hello=1.0-1".
 Expected<PackageRef> ParsePackageRef(std::string_view text);
+// --to values: at least one, each group:NAME or host:HOST (the usage error otherwise).
+ExpectedVoid CheckTargets(const std::vector<std::string>& to);
 struct Parallelism {
   uint32_t count = 0;    // hosts at once, 0 = no limit
   uint32_t percent = 0;  // of the targets, 0 = not given

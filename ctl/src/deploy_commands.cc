@@ -401,20 +401,25 @@ int Commands::PackageShow() {
   return Emit(*found, [&] { return RenderPackageInfo(*found); });
 }
 
+ExpectedVoid CheckTargets(const std::vector<std::string>& to) {
+  for (const auto& t : to) {
+    auto colon = t.find(':');
+    std::string kind = colon == std::string::npos ? "" : t.substr(0, colon);
+    if ((kind != "group" && kind != "host") || colon + 1 == t.size())
+      return Fail(Errc::kInvalidArgument, "bad --to '" + t + "' (use group:NAME or host:HOST)");
+  }
+  if (to.empty()) return Fail(Errc::kInvalidArgument, "no target: give --to group:NAME or --to host:HOST");
+  return {};
+}
+
 int Commands::DeployCreate() {
   auto ref = ParsePackageRef(o_.package_ref);
   if (!ref) return LocalError(ref.error(), kExitUsage);
   v1::CreateDeploymentRequest req;
   req.set_package(ref->name);
   req.set_version(ref->version);
-  for (const auto& t : o_.to) {
-    auto colon = t.find(':');
-    std::string kind = colon == std::string::npos ? "" : t.substr(0, colon);
-    if ((kind != "group" && kind != "host") || colon + 1 == t.size())
-      return UsageError("bad --to '" + t + "' (use group:NAME or host:HOST)");
-    req.add_targets(t);
-  }
-  if (req.targets().empty()) return UsageError("no target: give --to group:NAME or --to host:HOST");
+  if (auto r = CheckTargets(o_.to); !r) return UsageError(r.error().message());
+  for (const auto& t : o_.to) req.add_targets(t);
   req.set_remove(o_.remove);
   if (!o_.start.empty()) {
     auto t = ParseFutureTime(o_.start, now_);

@@ -450,14 +450,8 @@ int Commands::ImageDeploy() {
   v1::DeployImageRequest req;
   req.set_name(ref->name);
   req.set_version(ref->version);
-  for (const auto& t : o_.to) {
-    auto colon = t.find(':');
-    std::string kind = colon == std::string::npos ? "" : t.substr(0, colon);
-    if ((kind != "group" && kind != "host") || colon + 1 == t.size())
-      return UsageError("bad --to '" + t + "' (use group:NAME or host:HOST)");
-    req.add_targets(t);
-  }
-  if (req.targets().empty()) return UsageError("no target: give --to group:NAME or --to host:HOST");
+  if (auto r = CheckTargets(o_.to); !r) return UsageError(r.error().message());
+  for (const auto& t : o_.to) req.add_targets(t);
   if (o_.target.empty() || o_.target.front() != '/' || o_.target == "/")
     return UsageError("--target must be an absolute path other than /: a directory (tree image) or a file or /dev/X "
                       "(block image)");

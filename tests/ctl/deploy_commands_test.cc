@@ -316,3 +316,13 @@ TEST_CASE("deploy status watch prints changes and exits 1 when a job failed") {
   CHECK(json.code == 1);
   CHECK(std::count(json.out.begin(), json.out.end(), '\n') == 3);
 }
+
+TEST_CASE("deploy targets are group:NAME or host:HOST, at least one") {
+  CHECK(CheckTargets({"group:lab", "host:pc-042"}));
+  CHECK_FALSE(CheckTargets({}));
+  for (const char* bad : {"lab", "group:", "site:paris", ":pc1"}) {
+    auto r = CheckTargets({"group:lab", bad});
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message(), Catch::Contains(bad));
+  }
+}
