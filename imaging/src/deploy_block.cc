@@ -1,5 +1,10 @@
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <optional>
+#include <thread>
+#include <unordered_map>
 
 #include "deploy_common.h"
 #include "gather.h"
@@ -20,6 +25,44 @@ constexpr uint32_t kTarget = 0, kStash = 1;
 std::string Range(uint64_t off, uint64_t len) {
   return "bytes " + std::to_string(off) + "-" + std::to_string(off + len - 1);
 }
+
+constexpr uint64_t kWindowBytes = 32u << 20;  // written, then read back, as a unit
+
+// Blocks of zeros: recognised by digest without decoding a chunk (the
+// largest chunk size, what runs of zeros are cut into), written from one
+// buffer, and read back with a comparison instead of a digest.
+class ZeroDigests {
+ public:
+  explicit ZeroDigests(uint32_t max_size)
+      : zeros_(std::max<uint32_t>(max_size, 1), '\0'), max_(Digest::Of(zeros_)), max_size_(max_size) {}
+  bool IsZero(const ChunkRef& ref) const { return ref.size == max_size_ && ref.sha256 == max_; }
+  ExpectedVoid Write(const sys::Fd& fd, uint64_t offset, uint32_t size) const {
+    for (uint32_t done = 0; done < size;) {
+      uint32_t n = std::min<uint32_t>(size - done, static_cast<uint32_t>(zeros_.size()));
+      if (auto r = sys::PWriteAll(fd, std::string_view(zeros_.data(), n), offset + done); !r) return r;
+      done += n;
+    }
+    return {};
+  }
+  // Are these the bytes of ref? Zeros are compared with the digest of as
+  // many zeros, computed once per size.
+  bool Matches(std::string_view data, const ChunkRef& ref) {
+    if (data.size() != ref.size) return false;
+    if (!internal::AllZero(data)) return Digest::Of(data) == ref.sha256;
+    if (IsZero(ref)) return true;
+    std::lock_guard lock(mu_);
+    auto [it, added] = by_size_.try_emplace(ref.size);
+    if (added) it->second = Digest::Of(data);
+    return it->second == ref.sha256;
+  }
+
+ private:
+  std::string zeros_;
+  Digest max_;
+  uint32_t max_size_;
+  std::mutex mu_;
+  std::unordered_map<uint32_t, Digest> by_size_;
+};
 
 }  // namespace
 
@@ -136,11 +179,11 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
   });
   if (auto f = gatherer.FetchMissing(); !f) return ctx(f.error());
 
-  std::vector<size_t> todo;
-  uint64_t todo_bytes = 0;
+  std::vector<uint8_t> todo(blocks.size(), 0);
+  uint64_t todo_bytes = 0, todo_count = 0;
   for (size_t i = 0; i < blocks.size(); ++i)
     if (unchanged[i]) report.unchanged_bytes += blocks[i].size;
-    else todo.push_back(i), todo_bytes += blocks[i].size;
+    else todo[i] = 1, todo_bytes += blocks[i].size, ++todo_count;
   internal::SeedRead read = [&](uint32_t source, uint64_t off, char* buf, size_t n) -> ExpectedVoid {
     const sys::Fd* from = source == kStash && stash ? &*stash : &*fd;
     auto got = sys::PReadFull(*from, buf, n, off);
@@ -148,38 +191,143 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
     if (*got != n) return Fail(Errc::kIo, "short read");
     return {};
   };
-  ticker.Phase("write", todo_bytes, todo.size());
+  // A new file reads zeros where nothing is written: give it its size first,
+  // so that every block can be read back while later ones are being written.
+  if (!device && size > *current)
+    if (auto t = sys::Truncate(*fd, size); !t) return ctx(t.error());
+  ZeroDigests zeros(image->manifest.chunking.max_size);
+
+  // Written and read back window by window: once a window and the next one
+  // are written (the next one may share its last page), a verifier thread
+  // waits for the window's pages to reach the device, drops them from the
+  // cache and reads them back, while the writers go on with later windows.
+  // Unchanged blocks are read back too.
+  struct Window {
+    size_t first, end;  // blocks
+    std::atomic<size_t> left{0};  // blocks still to write
+  };
+  std::vector<size_t> window_of(blocks.size());
+  std::deque<Window> windows;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (windows.empty() || offsets[i] - offsets[windows.back().first] >= kWindowBytes) {
+      windows.emplace_back();
+      windows.back().first = i;
+    }
+    windows.back().end = i + 1;
+    window_of[i] = windows.size() - 1;
+    if (todo[i]) windows.back().left.fetch_add(1);
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t verified_windows = 0;
+  bool stop = false;
+  std::optional<Error> verify_error;
+  auto written_through = [&](size_t w) {  // windows [0, w] completely written
+    for (size_t k = verified_windows; k <= w && k < windows.size(); ++k)
+      if (windows[k].left.load() != 0) return false;
+    return true;
+  };
+  auto verify_window = [&](const Window& win) -> ExpectedVoid {
+    // Whole pages: the cache drops no partial page. Those at the ends belong
+    // to neighbour windows, which are written already.
+    const uint64_t page = sys::PageSize();
+    uint64_t start = offsets[win.first] & ~(page - 1), end = (offsets[win.end] + page - 1) & ~(page - 1);
+    if (auto r = sys::WriteBackAndDrop(*fd, start, end - start); !r) return Fail(r.error());
+    std::string buf;
+    for (size_t i = win.first; i < win.end; ++i) {
+      buf.resize(blocks[i].size);
+      auto n = sys::PReadFull(*fd, buf.data(), buf.size(), offsets[i]);
+      if (!n) return Fail(n.error().WithContext("reading back " + Range(offsets[i], blocks[i].size)));
+      if (*n != buf.size() || !zeros.Matches(buf, blocks[i]))
+        return Fail(Errc::kIo, "read back differs from the image at " + Range(offsets[i], blocks[i].size));
+      ticker.Add(buf.size(), 1);
+    }
+    return {};
+  };
+  std::thread verifier([&] {
+    for (size_t w = 0; w < windows.size(); ++w) {
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return stop || written_through(std::min(w + 1, windows.size() - 1)); });
+        if (stop) return;
+      }
+      auto r = verify_window(windows[w]);
+      std::lock_guard lock(mu);
+      if (!r) {
+        verify_error = r.error();
+        stop = true;
+        cv.notify_all();
+        return;
+      }
+      ++verified_windows;
+      cv.notify_all();
+    }
+  });
+  auto stop_verifier = [&] {
+    {
+      std::lock_guard lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    verifier.join();
+  };
+
+  ticker.Phase("write", todo_bytes + size, todo_count + blocks.size());
   std::atomic<uint64_t> written{0};
-  auto w = internal::ParallelFor(todo.size(), threads, ticker, [&](size_t k, unsigned) -> ExpectedVoid {
-    size_t i = todo[k];
-    auto plain = gatherer.Plain(blocks[i], read);
-    if (!plain) return Fail(plain.error());
-    ticker.Add(plain->size(), 1);
-    if (fresh && internal::AllZero(*plain)) return {};  // a new file reads zeros there already
-    if (auto r = sys::PWriteAll(*fd, *plain, offsets[i]); !r) return Fail(r.error().WithContext(Range(offsets[i], plain->size())));
-    written.fetch_add(plain->size());
+  std::vector<size_t> order;
+  order.reserve(todo_count);
+  for (size_t i = 0; i < blocks.size(); ++i)
+    if (todo[i]) order.push_back(i);
+  auto w = internal::ParallelFor(order.size(), threads, ticker, [&](size_t k, unsigned) -> ExpectedVoid {
+    {
+      std::lock_guard lock(mu);
+      if (stop) return Fail(verify_error ? *verify_error : Ticker::Cancelled());
+    }
+    size_t i = order[k];
+    const ChunkRef& ref = blocks[i];
+    if (zeros.IsZero(ref)) {
+      // Zeros need no chunk: a new file has them already, others get them written.
+      if (!fresh)
+        if (auto r = zeros.Write(*fd, offsets[i], ref.size); !r) return Fail(r.error().WithContext(Range(offsets[i], ref.size)));
+      ticker.Add(ref.size, 1);
+    } else {
+      auto plain = gatherer.Plain(ref, read);
+      if (!plain) return Fail(plain.error());
+      ticker.Add(plain->size(), 1);
+      if (!fresh || !internal::AllZero(*plain)) {
+        if (auto r = sys::PWriteAll(*fd, *plain, offsets[i]); !r) return Fail(r.error().WithContext(Range(offsets[i], plain->size())));
+        written.fetch_add(plain->size());
+      }
+    }
+    Window& win = windows[window_of[i]];
+    if (win.left.fetch_sub(1) == 1) {
+      sys::StartWriteback(*fd, offsets[win.first], offsets[win.end] - offsets[win.first]);
+      std::lock_guard lock(mu);
+      cv.notify_all();
+    }
     return {};
   });
-  if (!w) return ctx(w.error());
-  if (!device && *current != size)
+  if (!w) {
+    stop_verifier();
+    return ctx(verify_error ? *verify_error : w.error());
+  }
+  // The last windows are read back while this thread reports progress.
+  while (true) {
+    std::unique_lock lock(mu);
+    if (stop || verified_windows == windows.size()) break;
+    cv.wait_for(lock, std::chrono::milliseconds(100));
+    lock.unlock();
+    if (!ticker.Tick()) break;
+  }
+  stop_verifier();
+  if (verify_error) return ctx(*verify_error);
+  if (verified_windows != windows.size()) return ctx(Ticker::Cancelled());
+  report.written_bytes = written.load();
+  if (!device && *current > size)
     if (auto t = sys::Truncate(*fd, size); !t) return ctx(t.error());
   ticker.Phase("sync", 0, 0);
   if (auto s = sys::Fsync(*fd); !s) return ctx(s.error());
-  sys::DropCache(*fd);  // the read-back must come from the device, not from what was just written
-
-  ticker.Phase("verify", size, blocks.size());
-  auto v = internal::ParallelFor(blocks.size(), threads, ticker, [&](size_t i, unsigned) -> ExpectedVoid {
-    std::string buf(blocks[i].size, '\0');
-    auto n = sys::PReadFull(*fd, buf.data(), buf.size(), offsets[i]);
-    if (!n) return Fail(n.error());
-    if (*n != buf.size() || Digest::Of(buf) != blocks[i].sha256)
-      return Fail(Errc::kIo, "read back differs from the image at " + Range(offsets[i], blocks[i].size));
-    ticker.Add(buf.size(), 1);
-    return {};
-  });
-  if (!v) return ctx(v.error());
   gatherer.Fill(report);
-  report.written_bytes = written.load();
   report.verified_bytes = size;
   if (counting) report.fetched_bytes = counting->bytes.load();
   ticker.Tick(true);

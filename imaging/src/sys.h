@@ -95,6 +95,13 @@ ExpectedVoid Truncate(const Fd& fd, uint64_t size);
 Expected<uint64_t> SizeOf(const Fd& fd);
 // Drops cached pages so that a read-back reaches the device.
 void DropCache(const Fd& fd);
+// A byte range: starts writing its dirty pages back without waiting
+// (StartWriteback), or writes them and waits until the device has them, then
+// drops them from the cache so that the next read of the range reaches the
+// device (WriteBackAndDrop). Pages dirtied again meanwhile stay cached.
+uint64_t PageSize();  // a power of two
+void StartWriteback(const Fd& fd, uint64_t offset, uint64_t len);
+ExpectedVoid WriteBackAndDrop(const Fd& fd, uint64_t offset, uint64_t len);
 
 // Durability and swapping.
 ExpectedVoid Fsync(const Fd& fd);

@@ -175,14 +175,29 @@ int Deploy(bool tree, const std::string& out, const std::string& store_dir, cons
   if (!store) return Die("store", store.error());
   DeployOptions o;
   o.trusted = {l->pub};
+  // Wall seconds per phase ("fetch", "write", "sync", "verify", ...), from its first report to the next phase's.
+  json phases = json::object();
+  std::string phase;
+  double phase_start = 0;
+  o.progress = [&](const imaging::Progress& p) {
+    if (p.phase != phase) {
+      double t = Wall();
+      if (!phase.empty()) phases[phase] = phases.value(phase, 0.0) + (t - phase_start);
+      phase = std::string(p.phase);
+      phase_start = t;
+    }
+    return true;
+  };
   double t0 = Wall();
   auto r = tree ? DeployTree(l->json, l->sig, target, **store, nullptr, o) : DeployBlock(l->json, l->sig, target, **store, nullptr, o);
   double t1 = Wall();
+  if (!phase.empty()) phases[phase] = phases.value(phase, 0.0) + (t1 - phase_start);
   if (!r) return Die("deploy", r.error());
   if (tree)
     if (auto c = CommitTree(target); !c) return Die("commit", c.error());
   json j{{"seconds", t1 - t0},         {"chunks", r->chunks},     {"from_cache", r->from_cache},
-         {"written_bytes", r->written_bytes}, {"verified_bytes", r->verified_bytes}};
+         {"written_bytes", r->written_bytes}, {"verified_bytes", r->verified_bytes},
+         {"phases", phases}};
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }

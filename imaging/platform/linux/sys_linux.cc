@@ -405,6 +405,27 @@ Expected<uint64_t> SizeOf(const Fd& fd) {
 
 void DropCache(const Fd& fd) { ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED); }
 
+uint64_t PageSize() {
+  static const uint64_t size = [] {
+    long n = ::sysconf(_SC_PAGESIZE);
+    return n > 0 && (n & (n - 1)) == 0 ? static_cast<uint64_t>(n) : uint64_t{4096};
+  }();
+  return size;
+}
+
+void StartWriteback(const Fd& fd, uint64_t offset, uint64_t len) {
+  // Advisory: a failure shows up in WriteBackAndDrop or fsync.
+  (void)::sync_file_range(fd.get(), static_cast<off_t>(offset), static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
+}
+
+ExpectedVoid WriteBackAndDrop(const Fd& fd, uint64_t offset, uint64_t len) {
+  if (::sync_file_range(fd.get(), static_cast<off_t>(offset), static_cast<off_t>(len),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+    return Fail(ErrnoError(errno, "writing back bytes " + std::to_string(offset) + "-" + std::to_string(offset + len - 1)));
+  ::posix_fadvise(fd.get(), static_cast<off_t>(offset), static_cast<off_t>(len), POSIX_FADV_DONTNEED);
+  return {};
+}
+
 ExpectedVoid Fsync(const Fd& fd) {
   if (::fsync(fd.get()) != 0) return Fail(ErrnoError(errno, "fsync"));
   return {};
