@@ -11,8 +11,10 @@
 #include "parc/common/files.h"
 #include "parc/common/log.h"
 #include "parc/common/timeutil.h"
+#include "parc/imaging/capture.h"
 #include "parc/imaging/deploy.h"
 #include "parc/imaging/inspect.h"
+#include "parc/imaging/upload.h"
 #include "parc/packages/signing.h"
 #include "parc/v1/agent.grpc.pb.h"
 
@@ -20,6 +22,9 @@ namespace parc::agent {
 namespace fs = std::filesystem;
 
 namespace {
+
+// What a capture job may hand over (the server keeps as much: scheduler.h).
+constexpr size_t kMaxCaptureOutput = 1u << 20;
 
 v1::JobUpdate Failed(const std::string& job_id, const std::string& message) {
   v1::JobUpdate u;
@@ -95,6 +100,24 @@ Expected<fs::path> TargetPath(const AgentConfig& config, const std::string& targ
   return config.root / fs::path(target).relative_path();
 }
 
+// Where a job's progress callbacks go, at most every 5 % of a phase.
+imaging::ProgressFn Reporter(const ImageJobEnv& env, const std::function<v1::JobUpdate::State(std::string_view)>& state,
+                             const std::string& what) {
+  auto phase = std::make_shared<std::string>();
+  auto last = std::make_shared<uint32_t>(0);
+  return [&env, state, what, phase, last](const imaging::Progress& p) {
+    uint32_t percent = p.total_bytes ? static_cast<uint32_t>(p.done_bytes * 100 / p.total_bytes)
+                       : p.total_items ? static_cast<uint32_t>(p.done_items * 100 / p.total_items) : 0;
+    if (p.phase != *phase || percent >= *last + 5 || percent == 100) {
+      if (p.phase != *phase || percent != *last)
+        env.progress(state(p.phase), percent, std::string(p.phase) + " " + what, p.done_bytes, p.total_bytes);
+      *phase = std::string(p.phase);
+      *last = percent;
+    }
+    return true;
+  };
+}
+
 v1::JobUpdate::State StateOfPhase(std::string_view phase) {
   if (phase == "fetch") return v1::JobUpdate::DOWNLOADING;
   if (phase == "seed" || phase == "verify" || phase == "scan") return v1::JobUpdate::VERIFYING;
@@ -138,20 +161,7 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
   GrpcFetcher fetcher(env.channels, env.crash_at == "image-mid-fetch");
   imaging::DeployOptions o;
   o.trusted = *trusted;
-  std::string phase;
-  uint32_t last_percent = 0;
-  o.progress = [&](const imaging::Progress& p) {
-    uint32_t percent = p.total_bytes ? static_cast<uint32_t>(p.done_bytes * 100 / p.total_bytes)
-                                     : p.total_items ? static_cast<uint32_t>(p.done_items * 100 / p.total_items) : 0;
-    if (p.phase != phase || percent >= last_percent + 5 || percent == 100) {
-      if (p.phase != phase || percent != last_percent)
-        env.progress(StateOfPhase(p.phase), percent, std::string(p.phase) + " " + m->name + " " + m->version,
-                     p.done_bytes, p.total_bytes);
-      phase = std::string(p.phase);
-      last_percent = percent;
-    }
-    return true;
-  };
+  o.progress = Reporter(env, StateOfPhase, m->name + " " + m->version);
   bool block = m->kind == imaging::ImageKind::kBlock;
   if (!block) {
     // A first deployment to /srv/ws may find no /srv yet.
@@ -197,6 +207,103 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
                           std::to_string(report->seeded) + " seeded from the target, " +
                           std::to_string(report->from_cache) + " from the cache");
   u.set_output(Stats(*report, true));
+  return u;
+}
+
+v1::JobUpdate RunCaptureJob(const v1::Job& job, const ImageJobEnv& env) {
+  const auto& c = job.capture();
+  const AgentConfig& config = *env.config;
+  if (auto v = imaging::ValidateNameVersion(c.name(), c.version()); !v) return Failed(job.job_id(), v.error().message());
+  // "/" is the whole system (a master workstation); mount points below it are recorded empty.
+  auto source = c.source() == "/" ? Expected<fs::path>(config.root) : TargetPath(config, c.source());
+  if (!source) return Failed(job.job_id(), source.error().message());
+  std::error_code ec;
+  auto st = fs::symlink_status(*source, ec);
+  if (ec || !fs::exists(st))
+    return Failed(job.job_id(), "nothing to capture: " + c.source() + " does not exist on this host");
+  bool tree = fs::is_directory(st);
+  if (!tree && !fs::is_regular_file(st) && !fs::is_block_file(st))
+    return Failed(job.job_id(), c.source() + " is neither a directory, a regular file nor a block device");
+  if (auto r = EnsureDirectory(config.state_dir / "images", 0700); !r) return Failed(job.job_id(), r.error().message());
+  // Into the chunk cache: deploying this image to this host later fetches nothing.
+  auto cache = imaging::DirChunkStore::Open(config.state_dir / "images" / "cache");
+  if (!cache) return Failed(job.job_id(), cache.error().message());
+
+  imaging::CaptureOptions o;
+  o.name = c.name();
+  o.version = c.version();
+  o.exclude.assign(c.exclude().begin(), c.exclude().end());
+  if (tree) {
+    // Never the agent's own state (its key, and the cache being written).
+    auto state = fs::weakly_canonical(config.state_dir, ec);
+    auto base = fs::weakly_canonical(*source, ec);
+    auto rel = state.lexically_relative(base);
+    if (!ec && !rel.empty() && *rel.begin() != "..") o.exclude.push_back("/" + rel.generic_string());
+  }
+  std::string what = c.name() + " " + c.version() + " from " + c.source();
+  o.progress = Reporter(env, [](std::string_view) { return v1::JobUpdate::INSTALLING; }, what);
+  env.progress(v1::JobUpdate::INSTALLING, 0, "capturing " + what, 0, 0);
+  auto captured = tree ? imaging::CaptureTree(*source, **cache, o) : imaging::CaptureBlock(*source, **cache, o);
+  if (!captured) return Failed(job.job_id(), "capture of " + what + " failed: " + captured.error().message());
+
+  auto stub = v1::AgentService::NewStub(env.channels());
+  imaging::UploadHooks hooks;
+  hooks.missing = [&](const std::vector<std::string>& ask) -> Expected<std::vector<std::string>> {
+    v1::MissingObjectsRequest req;
+    for (const auto& d : ask) req.add_sha256(d);
+    v1::MissingObjectsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    if (auto s = stub->MissingObjects(&ctx, req, &resp); !s.ok())
+      return Fail(Errc::kUnavailable, "the server did not answer: " + s.error_message());
+    return std::vector<std::string>(resp.missing().begin(), resp.missing().end());
+  };
+  hooks.put = [&](std::vector<std::pair<std::string, std::string>>& batch) -> Expected<uint64_t> {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
+    v1::PutObjectsResponse resp;
+    auto writer = stub->PutObjects(&ctx, &resp);
+    for (auto& [digest, data] : batch) {
+      v1::PutObjectRequest msg;
+      msg.set_sha256(digest);
+      msg.set_data(std::move(data));
+      if (!writer->Write(msg)) break;  // the status says why
+    }
+    writer->WritesDone();
+    if (auto s = writer->Finish(); !s.ok()) return Fail(Errc::kUnavailable, "the server refused the upload: " + s.error_message());
+    return resp.stored();
+  };
+  hooks.progress = Reporter(env, [](std::string_view) { return v1::JobUpdate::DOWNLOADING; }, what);
+  auto up = imaging::UploadImage(captured->image.manifest, captured->image, **cache, hooks);
+  if (!up) return Failed(job.job_id(), "captured " + what + " but the upload failed: " + up.error().message());
+
+  const auto& m = captured->image.manifest;
+  std::string output = nlohmann::json{{"manifest_json", captured->manifest_json},
+                                      {"kind", tree ? "tree" : "block"},
+                                      {"size", m.size},
+                                      {"entries", m.entries},
+                                      {"chunks", m.chunks},
+                                      {"stored_size", m.stored_size},
+                                      {"read_bytes", captured->read_bytes},
+                                      {"objects", up->objects},
+                                      {"uploaded", up->missing},
+                                      {"uploaded_bytes", up->missing_bytes},
+                                      {"notes", captured->notes}}
+                           .dump();
+  if (output.size() > kMaxCaptureOutput)
+    return Failed(job.job_id(), "captured " + what + " but its index (" + std::to_string(output.size()) +
+                                    " bytes) is larger than a job can hand over (" + std::to_string(kMaxCaptureOutput) +
+                                    "): capture it with parcctl image capture --from on that host");
+  v1::JobUpdate u;
+  u.set_job_id(job.job_id());
+  u.set_state(v1::JobUpdate::SUCCEEDED);
+  u.set_percent(100);
+  u.set_bytes_done(up->missing_bytes);
+  u.set_bytes_total(up->missing_bytes);
+  u.set_message("captured " + what + ": " + std::to_string(m.chunks) + " chunks, " + std::to_string(up->missing) +
+                " uploaded (" + std::to_string(up->missing_bytes) + " bytes), " +
+                std::to_string(up->objects - up->missing) + " already on the server; to be signed and registered");
+  u.set_output(output);
   return u;
 }
 

@@ -1,7 +1,8 @@
-// The agent's side of image deployments: an ImageDeploy job (verify the
-// signed manifest, fetch over GetContent only the chunks that neither the
-// local chunk cache nor the target's current content hold, deploy, verify,
-// commit). docs/images.md, "Server, agents and parcctl".
+// The agent's side of images: an ImageDeploy job (verify the signed
+// manifest, fetch over GetContent only the chunks that neither the local
+// chunk cache nor the target's current content hold, deploy, verify, commit)
+// and an ImageCapture job (a master captured on this host, uploaded for an
+// admin to sign). docs/images.md, "Server, agents and parcctl".
 #pragma once
 
 #include <functional>
@@ -29,5 +30,10 @@ struct ImageJobEnv {
 };
 
 v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env);
+
+// An ImageCapture job: chunk a directory, image file or block device of this
+// host into the chunk cache, upload what the server lacks, answer with the
+// unsigned manifest (agent.proto, ImageCapture).
+v1::JobUpdate RunCaptureJob(const v1::Job& job, const ImageJobEnv& env);
 
 }  // namespace parc::agent

@@ -262,14 +262,14 @@ v1::JobUpdate JobExecutor::Run(const v1::Job& job) {
     env.crash_at = CrashAt();
     return RunPolicyJob(job, env);
   }
-  if (job.has_image()) {
+  if (job.has_image() || job.has_capture()) {
     ImageJobEnv env;
     env.config = &config_;
     env.channels = [this] { return channels_(true); };  // chunks are bulk content
     env.progress = [&](v1::JobUpdate::State state, uint32_t pct, const std::string& message, uint64_t done,
                        uint64_t total) { Progress(job.job_id(), state, pct, message, done, total); };
     env.crash_at = CrashAt();
-    return RunImageJob(job, env);
+    return job.has_image() ? RunImageJob(job, env) : RunCaptureJob(job, env);
   }
   if (job.has_rollback())
     if (auto done = RestorePolicyPoint(job.job_id(), job.rollback().point_id(), config_)) return *done;

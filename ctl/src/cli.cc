@@ -544,6 +544,10 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       "  parcctl image capture --from /srv/master --name ws-debian12 --version 1 --key acme.key -o /srv/images\n"
       "  parcctl image capture --from /srv/master --name ws-debian12 --version 2 --key acme.key -o /srv/images --push\n"
       "  parcctl image capture --from /dev/sdb --name thin-client --version 2026.12 --key acme.key --push\n"
+      "  parcctl image capture --on host:master-ws --from / --name ws-debian12 --version 3 --key acme.key\n"
+      "With --on the capture is a job on that enrolled host (a master workstation): its agent chunks --from\n"
+      "there (/ is the whole system; mount points and the agent's own state are left out) and uploads only\n"
+      "what the server lacks; parcctl waits, signs the manifest with --key and registers the image.\n"
       "The store DIR (-o) is a content store layout (objects/ab/<sha256>) plus images/NAME_VERSION.manifest.json\n"
       "and .sig: chunks of earlier versions there are reused, not compressed again. --push uploads only\n"
       "the chunks the server lacks, then registers the image. Progress goes to stderr.");
@@ -561,6 +565,10 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   image_capture->add_option("-o,--output", o.output, "Local chunk store to write into (created if missing)")
       ->type_name("DIR");
   image_capture->add_flag("--push", o.push, "Upload to the server and register the image (needs --key)");
+  image_capture->add_option("--on", o.on,
+                            "Capture on this enrolled host instead (host:HOST, a master workstation): the agent "
+                            "chunks --from there and uploads, parcctl signs with --key and registers")
+      ->type_name("host:HOST");
   image_capture->add_option("--exclude", o.exclude, "In-image path left out with everything below it (repeatable)")
       ->type_name("PATH");
   CLI::App* image_push = leaf(image, "push", "Upload an image of a local store to the server and register it",

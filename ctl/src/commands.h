@@ -21,6 +21,9 @@
 namespace parc::imaging {
 class ChunkStore;
 }
+namespace parc::pkg {
+struct KeyPair;
+}
 
 namespace parc::ctl {
 
@@ -95,6 +98,7 @@ struct Options {
   std::string other_ref;           // diff: the second image
   std::vector<std::string> exclude;// capture --exclude PATH, repeatable
   bool push = false;               // capture --push
+  std::string on;                  // capture --on host:H (a capture job on that agent)
 };
 
 // Pure helpers of the distribution commands (deploy_commands.cc), tested alone.
@@ -219,6 +223,7 @@ class Commands {
   int ConnectNetboot();
   // ConnectDeploy() plus an ImageService stub.
   int ConnectImage();
+  int CaptureOnHost(const pkg::KeyPair& key, int64_t lifetime);
   int PushImage(imaging::ChunkStore& store, const std::string& manifest_json, const std::string& signature,
                 v1::ImageInfo& info, uint64_t& uploaded, uint64_t& present);
 

@@ -64,10 +64,22 @@ std::string PackageLabel(const std::string& name, const std::string& version) {
   return version.empty() ? name : name + " " + version;
 }
 
+// "install", "remove", or "capture" (an image captured on a host: package "capture:NAME").
+std::string DeploymentAction(const v1::DeploymentInfo& d) {
+  if (d.package().rfind("capture:", 0) == 0) return "capture";
+  return d.remove() ? "remove" : "install";
+}
+
+// What the deployment is about; captures as "image:NAME".
+std::string DeploymentSubject(const v1::DeploymentInfo& d) {
+  if (d.package().rfind("capture:", 0) == 0) return "image:" + d.package().substr(8);
+  return d.package();
+}
+
 std::string RenderDeployment(const v1::DeploymentInfo& d, size_t width) {
   FieldList f;
   f.Add("Deployment", d.deployment_id());
-  f.Add("Action", std::string(d.remove() ? "remove " : "install ") + PackageLabel(d.package(), d.version()));
+  f.Add("Action", DeploymentAction(d) + " " + PackageLabel(DeploymentSubject(d), d.version()));
   f.Add("State", d.state() + (d.reason().empty() ? "" : " (" + d.reason() + ")"));
   f.Add("Targets", Join({d.targets().begin(), d.targets().end()}, ", "));
   f.Add("Created", FormatTime(d.created_at()) + (d.created_by().empty() ? "" : " by " + d.created_by()));
@@ -524,7 +536,7 @@ int Commands::DeployList() {
     if (resp.deployments().empty()) return std::string("no deployment yet (parcctl deploy create --help)\n");
     Table t({"ID", "ACTION", "PACKAGE", "VERSION", "STATE", "JOBS", "CREATED"});
     for (const auto& d : resp.deployments())
-      t.AddRow({ShortId(d.deployment_id()), d.remove() ? "remove" : "install", d.package(), d.version(), d.state(),
+      t.AddRow({ShortId(d.deployment_id()), DeploymentAction(d), DeploymentSubject(d), d.version(), d.state(),
                 DeploymentCounts(d), FormatAge(d.created_at(), now_)});
     return t.Render(Render().max_width);
   });

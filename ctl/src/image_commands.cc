@@ -20,6 +20,7 @@
 #include "parc/ctl/text.h"
 #include "parc/imaging/capture.h"
 #include "parc/imaging/inspect.h"
+#include "parc/imaging/upload.h"
 #include "parc/packages/signing.h"
 #include "parc/packages/version.h"
 
@@ -30,7 +31,6 @@ namespace {
 using imaging::ChunkRef;
 using imaging::Digest;
 
-constexpr size_t kPutBatchBytes = 8u << 20;  // per PutObjects stream before it is closed and checked
 
 struct LocalImage {
   std::string manifest_json, signature;  // signature "" = unsigned
@@ -178,68 +178,53 @@ int Commands::PushImage(imaging::ChunkStore& store, const std::string& manifest_
   auto image = imaging::LoadImage(*m, store, nullptr);
   if (!image) return LocalError(image.error().WithContext("reading the image from the local store"), kExitFailure);
   if (int rc = ConnectImage()) return rc;
-  std::vector<ChunkRef> all = m->body_chunks;
-  for (const auto& c : image->UniqueChunks()) all.push_back(c);
-  std::set<Digest> seen;
-  std::vector<std::string> wanted;
-  std::map<std::string, uint32_t> sizes;
-  for (const auto& c : all)
-    if (seen.insert(c.object).second) {
-      wanted.push_back(c.object.Hex());
-      sizes[c.object.Hex()] = c.stored_size;
-    }
-  std::vector<std::string> missing;
-  for (size_t at = 0; at < wanted.size(); at += 10000) {
+  std::optional<grpc::Status> rpc_failed;  // reported by RpcFailed (hints, exit code)
+  auto failed = [&](const grpc::Status& st) {
+    rpc_failed = st;
+    return Error(Errc::kUnavailable, st.error_message());
+  };
+  imaging::UploadHooks hooks;
+  hooks.missing = [&](const std::vector<std::string>& ask) -> Expected<std::vector<std::string>> {
     v1::MissingObjectsRequest req;
-    for (size_t i = at; i < std::min(wanted.size(), at + 10000); ++i) req.add_sha256(wanted[i]);
+    for (const auto& d : ask) req.add_sha256(d);
     v1::MissingObjectsResponse resp;
     grpc::ClientContext ctx;
     conn_->SetDeadline(ctx);
-    if (auto st = image_->MissingObjects(&ctx, req, &resp); !st.ok()) return RpcFailed(st);
-    missing.insert(missing.end(), resp.missing().begin(), resp.missing().end());
-  }
-  present = wanted.size() - missing.size();
-  uint64_t total_bytes = 0, done_bytes = 0;
-  for (const auto& d : missing) total_bytes += sizes[d];
-  if (!o_.json)
-    err_ << "push: " << missing.size() << " of " << wanted.size() << " chunks to upload (" << HumanBytes(total_bytes)
-         << "), " << present << " already on the server\n";
-  const auto started = std::chrono::steady_clock::now();
-  auto last = started;
-  size_t next = 0;
-  while (next < missing.size()) {
+    if (auto st = image_->MissingObjects(&ctx, req, &resp); !st.ok()) return Fail(failed(st));
+    return std::vector<std::string>(resp.missing().begin(), resp.missing().end());
+  };
+  hooks.put = [&](std::vector<std::pair<std::string, std::string>>& batch) -> Expected<uint64_t> {
     grpc::ClientContext ctx;
     if (!conn_->WaitUntilConnected()) conn_->SetDeadline(ctx);
     v1::PutObjectsResponse resp;
     auto writer = image_->PutObjects(&ctx, &resp);
-    size_t batch = 0;
-    bool open = true;
-    while (open && next < missing.size() && batch < kPutBatchBytes) {
-      auto digest = Digest::FromHex(missing[next]);
-      auto data = digest ? store.Get(*digest) : Expected<std::string>(Fail(digest.error()));
-      if (!data) {
-        ctx.TryCancel();
-        writer->Finish().IgnoreError();
-        return LocalError(data.error().WithContext("reading chunk " + missing[next] + " from the local store"), kExitFailure);
-      }
+    for (auto& [digest, data] : batch) {
       v1::PutObjectRequest msg;
-      msg.set_sha256(missing[next]);
-      msg.set_data(std::move(*data));
-      batch += msg.data().size();
-      done_bytes += msg.data().size();
-      open = writer->Write(msg);
-      ++next;
+      msg.set_sha256(digest);
+      msg.set_data(std::move(data));
+      if (!writer->Write(msg)) break;  // the status says why
     }
-    if (open) writer->WritesDone();
-    if (auto st = writer->Finish(); !st.ok()) return RpcFailed(st);
-    uploaded += resp.stored();
-    auto now = std::chrono::steady_clock::now();
-    if (!o_.json && (now - last >= std::chrono::seconds(1) || next == missing.size())) {
-      double seconds = std::chrono::duration<double>(now - started).count();
-      err_ << "uploading " << UploadProgress(done_bytes, total_bytes, done_bytes, seconds) << "\n";
-      last = now;
+    writer->WritesDone();
+    if (auto st = writer->Finish(); !st.ok()) return Fail(failed(st));
+    return resp.stored();
+  };
+  const auto started = std::chrono::steady_clock::now();
+  bool announced = false;
+  hooks.progress = [&](const imaging::Progress& p) {
+    if (o_.json) return true;
+    if (!announced) {
+      err_ << "push: " << p.total_items << " chunks to upload (" << HumanBytes(p.total_bytes) << ")\n";
+      announced = true;
     }
-  }
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (p.total_items) err_ << "uploading " << UploadProgress(p.done_bytes, p.total_bytes, p.done_bytes, seconds) << "\n";
+    return true;
+  };
+  auto up = imaging::UploadImage(*m, *image, store, hooks);
+  if (!up) return rpc_failed ? RpcFailed(*rpc_failed) : LocalError(up.error(), kExitFailure);
+  present = up->objects - up->missing;
+  uploaded = up->stored;
+  if (!o_.json && up->missing == 0) err_ << "push: all " << up->objects << " chunks already on the server\n";
   v1::RegisterImageRequest reg;
   reg.set_manifest_json(manifest_json);
   reg.set_signature(signature);
@@ -250,12 +235,18 @@ int Commands::PushImage(imaging::ChunkStore& store, const std::string& manifest_
 }
 
 int Commands::ImageCapture() {
-  if (o_.output.empty() && !o_.push)
+  if (!o_.on.empty()) {
+    if (!o_.output.empty()) return UsageError("--on captures on the host and uploads to the server: no -o with it");
+    if (o_.key.empty())
+      return UsageError("--on needs --key KEYFILE: the image is signed here, once the host has uploaded it");
+  } else if (o_.output.empty() && !o_.push) {
     return UsageError("say where the image goes: -o DIR (a local chunk store) and/or --push (to the server)");
+  }
   if (o_.push && o_.key.empty()) return UsageError("--push needs --key KEYFILE: the server accepts only signed images");
   if (auto v = imaging::ValidateNameVersion(o_.name, o_.image_version); !v) return LocalError(v.error(), kExitUsage);
   std::error_code ec;
-  if (!fs::exists(o_.from, ec)) return LocalError(Error(Errc::kNotFound, "--from " + o_.from + " does not exist"), kExitNotFound);
+  if (o_.on.empty() && !fs::exists(o_.from, ec))
+    return LocalError(Error(Errc::kNotFound, "--from " + o_.from + " does not exist"), kExitNotFound);
   std::optional<pkg::KeyPair> key;
   int64_t lifetime = 0;
   if (!o_.key.empty()) {
@@ -266,6 +257,7 @@ int Commands::ImageCapture() {
     if (!l || *l <= 0) return UsageError("--expires: expected a duration such as 30d or 365d");
     lifetime = *l;
   }
+  if (!o_.on.empty()) return CaptureOnHost(*key, lifetime);
   // Without -o the chunks go through a temporary store, removed afterwards.
   fs::path store_dir = o_.output;
   bool temporary = store_dir.empty();
@@ -349,6 +341,93 @@ int Commands::ImageCapture() {
            << info.name() << " " << info.version() << "\n";
   }
   if (o_.json) out_ << out.dump() << "\n";
+  return kExitOk;
+}
+
+// The capture runs as a job on the host; this waits for it, then signs the
+// manifest the agent handed over and registers it (the key never leaves here).
+int Commands::CaptureOnHost(const pkg::KeyPair& key, int64_t lifetime) {
+  if (o_.on.rfind("host:", 0) != 0 || o_.on.size() == 5)
+    return UsageError("--on takes host:HOST (the master to capture, an enrolled host)");
+  if (o_.from.empty() || o_.from.front() != '/')
+    return UsageError("--from must be an absolute path on that host: a directory (/ for the whole system), an image "
+                      "file or /dev/X");
+  if (int rc = ConnectImage()) return rc;
+  v1::CaptureImageRequest req;
+  req.set_name(o_.name);
+  req.set_version(o_.image_version);
+  req.set_host(o_.on.substr(5));
+  req.set_source(o_.from);
+  for (const auto& e : o_.exclude) req.add_exclude(e);
+  req.set_comment(o_.comment);
+  v1::DeploymentInfo info;
+  {
+    grpc::ClientContext ctx;
+    conn_->SetDeadline(ctx);
+    if (auto st = image_->CaptureImage(&ctx, req, &info); !st.ok()) return RpcFailed(st);
+  }
+  const std::string id = info.deployment_id();
+  if (!o_.json)
+    err_ << "capture " << id.substr(0, 8) << ": " << o_.name << " " << o_.image_version << " from " << o_.from << " on "
+         << o_.on.substr(5) << " (follow it elsewhere: parcctl deploy status " << id.substr(0, 8) << " --watch)\n";
+  {
+    v1::GetDeploymentRequest wreq;
+    wreq.set_deployment_id(id);
+    grpc::ClientContext ctx;  // as long as the capture takes
+    auto reader = deploy_->WatchDeployment(&ctx, wreq);
+    std::string shown;
+    v1::DeploymentInfo update;
+    while (reader->Read(&update)) {
+      info = update;
+      if (info.jobs().empty()) continue;
+      const auto& j = info.jobs(0);
+      std::string now_shown = j.state() + " " + std::to_string(j.percent()) + "% " + j.message();
+      if (!o_.json && now_shown != shown) err_ << "  " << Printable(now_shown) << "\n";
+      shown = now_shown;
+    }
+    if (auto st = reader->Finish(); !st.ok()) return RpcFailed(st);
+  }
+  if (info.jobs().empty() || info.jobs(0).state() != "succeeded") {
+    std::string why = info.jobs().empty() ? info.state() : info.jobs(0).state() + ": " + info.jobs(0).message();
+    return LocalError(Error(Errc::kFailedPrecondition, "the capture did not succeed (" + Printable(why) + ")"),
+                      kExitFailure);
+  }
+  auto out = nlohmann::json::parse(info.jobs(0).output(), nullptr, false);
+  if (!out.is_object() || !out.contains("manifest_json") || !out["manifest_json"].is_string())
+    return LocalError(Error(Errc::kParse, "the agent's answer holds no manifest (is it older than the server?)"),
+                      kExitFailure);
+  auto m = imaging::ParseManifest(out["manifest_json"].get<std::string>());
+  if (!m) return LocalError(m.error().WithContext("the manifest the agent handed over"), kExitFailure);
+  if (m->name != o_.name || m->version != o_.image_version)
+    return LocalError(Error(Errc::kCrypto, "the agent handed over " + m->name + " " + m->version + ", not " + o_.name +
+                                                " " + o_.image_version + ": not signed"),
+                      kExitFailure);
+  auto s = imaging::SignManifest(*m, key, now_, now_ + lifetime);
+  if (!s) return LocalError(s.error(), kExitFailure);
+  v1::RegisterImageRequest reg;
+  reg.set_manifest_json(s->json);
+  reg.set_signature(s->signature);
+  v1::ImageInfo registered;
+  grpc::ClientContext ctx;
+  conn_->SetDeadline(ctx);
+  if (auto st = image_->RegisterImage(&ctx, reg, &registered); !st.ok()) return RpcFailed(st);
+  if (o_.json) {
+    out.erase("manifest_json");
+    out["name"] = registered.name();
+    out["version"] = registered.version();
+    out["image_id"] = registered.image_id();
+    out["host"] = o_.on.substr(5);
+    out["capture_id"] = id;
+    out_ << out.dump() << "\n";
+    return kExitOk;
+  }
+  out_ << "captured " << registered.name() << " " << registered.version() << " (" << registered.kind() << ") on "
+       << o_.on.substr(5) << ": " << HumanBytes(registered.size()) << ", " << registered.chunks() << " distinct chunks ("
+       << HumanBytes(registered.stored_size()) << " stored), " << out.value("uploaded", uint64_t{0})
+       << " uploaded by the host; signed and registered\n";
+  if (out.contains("notes") && out["notes"].is_array())
+    for (const auto& n : out["notes"])
+      if (n.is_string()) out_ << "  note: " << Printable(n.get<std::string>()) << "\n";
   return kExitOk;
 }
 

@@ -3,6 +3,7 @@
 #include "parc/common/hash.h"
 #include "parc/common/log.h"
 #include "parc/common/timeutil.h"
+#include "image_service.h"
 #include "services.h"
 
 namespace parc::server {
@@ -100,6 +101,36 @@ grpc::Status AgentServiceImpl::GetContent(grpc::ServerContext* context, const v1
     offset += *n;
   }
   return grpc::Status::OK;
+}
+
+Expected<PeerIdentity> AgentServiceImpl::CapturingAgent(const grpc::ServerContext& context) {
+  auto peer = Authenticate(context, state_.revoked, kAgentOrganization);
+  if (!peer) return Fail(peer.error());
+  if (!state_.content || !state_.deploy) return Fail(Errc::kFailedPrecondition, "this server has no content store");
+  auto open = state_.deploy->OpenJobsOfHost(peer->common_name);
+  if (!open) return Fail(open.error());
+  for (const auto& j : *open)
+    if (j.kind == "capture" && j.InFlight()) return peer;
+  return Fail(Errc::kPermissionDenied,
+              "this host has no image capture in progress: agents may upload only the image of a capture job "
+              "(parcctl image capture --on host:H)");
+}
+
+grpc::Status AgentServiceImpl::MissingObjects(grpc::ServerContext* context, const v1::MissingObjectsRequest* request,
+                                              v1::MissingObjectsResponse* response) {
+  if (auto peer = CapturingAgent(*context); !peer) return ToStatus(peer.error());
+  return FindMissingObjects(state_, *request, response);
+}
+
+grpc::Status AgentServiceImpl::PutObjects(grpc::ServerContext* context, grpc::ServerReader<v1::PutObjectRequest>* reader,
+                                          v1::PutObjectsResponse* response) {
+  auto peer = CapturingAgent(*context);
+  if (!peer) return ToStatus(peer.error());
+  auto st = StoreObjects(state_, reader, response);
+  if (response->stored())
+    spdlog::info("host {} uploaded {} captured objects ({} bytes)", peer->common_name, response->stored(),
+                 response->stored_bytes());
+  return st;
 }
 
 }  // namespace parc::server

@@ -66,27 +66,47 @@ bool ValidTarget(const std::string& t) {
   return imaging::ValidatePath(t).has_value();
 }
 
+// The answer to a new deployment, the same as DeployService.GetDeployment's.
+void FillCreated(const DeploymentRecord& d, const std::vector<JobRecord>& jobs, const std::vector<HostRecord>& hosts,
+                 v1::DeploymentInfo* response) {
+  response->set_deployment_id(d.id);
+  response->set_package(d.package);
+  response->set_version(d.version);
+  response->set_state(d.state);
+  response->set_created_at(d.created_at);
+  response->set_created_by(d.created_by);
+  response->set_max_parallel(d.max_parallel);
+  for (const auto& t : d.targets) response->add_targets(t);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto* j = response->add_jobs();
+    j->set_job_id(jobs[i].id);
+    j->set_deployment_id(d.id);
+    j->set_host_id(jobs[i].host_id);
+    j->set_hostname(hosts[i].hostname);
+    j->set_kind(jobs[i].kind);
+    j->set_state(jobs[i].state);
+    j->set_updated_at(jobs[i].updated_at);
+  }
+  (*response->mutable_counts())["pending"] = static_cast<uint32_t>(jobs.size());
+}
+
 }  // namespace
 
-grpc::Status ImageServiceImpl::MissingObjects(grpc::ServerContext* context, const v1::MissingObjectsRequest* request,
-                                              v1::MissingObjectsResponse* response) {
-  auto who = state_.Admin(context);
-  if (!who) return ToStatus(who.error());
-  if (request->sha256_size() > kMaxDigestsPerCall)
+grpc::Status FindMissingObjects(ServerState& state, const v1::MissingObjectsRequest& request,
+                                v1::MissingObjectsResponse* response) {
+  if (request.sha256_size() > kMaxDigestsPerCall)
     return {grpc::StatusCode::INVALID_ARGUMENT, "at most " + std::to_string(kMaxDigestsPerCall) + " digests per call"};
-  for (const auto& d : request->sha256()) {
+  for (const auto& d : request.sha256()) {
     if (!ContentStore::ValidDigest(d))
       return {grpc::StatusCode::INVALID_ARGUMENT, "content digest must be 64 lower-case hex characters"};
-    if (!state_.content->Size(d)) response->add_missing(d);
+    if (!state.content->Size(d)) response->add_missing(d);
   }
   return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::PutObjects(grpc::ServerContext* context, grpc::ServerReader<v1::PutObjectRequest>* reader,
-                                          v1::PutObjectsResponse* response) {
-  auto who = state_.Admin(context);
-  if (!who) return ToStatus(who.error());
-  auto store = ContentChunks(state_);
+grpc::Status StoreObjects(ServerState& state, grpc::ServerReader<v1::PutObjectRequest>* reader,
+                          v1::PutObjectsResponse* response) {
+  auto store = ContentChunks(state);
   if (!store) return ToStatus(store.error());
   v1::PutObjectRequest msg;
   while (reader->Read(&msg)) {
@@ -107,10 +127,25 @@ grpc::Status ImageServiceImpl::PutObjects(grpc::ServerContext* context, grpc::Se
     response->set_stored_bytes(response->stored_bytes() + msg.data().size());
   }
   if (auto r = (*store)->Sync(); !r) return ToStatus(r.error());
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::MissingObjects(grpc::ServerContext* context, const v1::MissingObjectsRequest* request,
+                                              v1::MissingObjectsResponse* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  return FindMissingObjects(state_, *request, response);
+}
+
+grpc::Status ImageServiceImpl::PutObjects(grpc::ServerContext* context, grpc::ServerReader<v1::PutObjectRequest>* reader,
+                                          v1::PutObjectsResponse* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  auto st = StoreObjects(state_, reader, response);
   if (response->stored())
     state_.Audit(*who, "content.put", std::to_string(response->stored()) + " objects",
                  std::to_string(response->stored_bytes()) + " bytes");
-  return grpc::Status::OK;
+  return st;
 }
 
 grpc::Status ImageServiceImpl::RegisterImage(grpc::ServerContext* context, const v1::RegisterImageRequest* request,
@@ -274,26 +309,58 @@ grpc::Status ImageServiceImpl::DeployImage(grpc::ServerContext* context, const v
                image->name + " " + image->version + " to " + request->target() + " on " + std::to_string(hosts.size()) +
                    " hosts" + (request->comment().empty() ? "" : " (" + request->comment() + ")"));
   state_.scheduler->Wake();
-  // The same answer as DeployService.GetDeployment.
-  response->set_deployment_id(d.id);
-  response->set_package(d.package);
-  response->set_version(d.version);
-  response->set_state(d.state);
-  response->set_created_at(d.created_at);
-  response->set_created_by(d.created_by);
-  response->set_max_parallel(d.max_parallel);
-  for (const auto& t : d.targets) response->add_targets(t);
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    auto* j = response->add_jobs();
-    j->set_job_id(jobs[i].id);
-    j->set_deployment_id(d.id);
-    j->set_host_id(jobs[i].host_id);
-    j->set_hostname(hosts[i].hostname);
-    j->set_kind(jobs[i].kind);
-    j->set_state(jobs[i].state);
-    j->set_updated_at(jobs[i].updated_at);
-  }
-  (*response->mutable_counts())["pending"] = static_cast<uint32_t>(jobs.size());
+  FillCreated(d, jobs, hosts, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::CaptureImage(grpc::ServerContext* context, const v1::CaptureImageRequest* request,
+                                            v1::DeploymentInfo* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  if (auto v = imaging::ValidateNameVersion(request->name(), request->version()); !v)
+    return {grpc::StatusCode::INVALID_ARGUMENT, v.error().message()};
+  if (!ValidTarget(request->source()))
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "--from must be an absolute path on the host other than / (a directory, an image file or /dev/X), "
+            "without '.', '..' or empty components"};
+  for (const auto& e : request->exclude())
+    if (!ValidTarget(e))
+      return {grpc::StatusCode::INVALID_ARGUMENT, "--exclude '" + e + "' must be an absolute in-image path"};
+  if (request->host().empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "no host: give --on host:HOST"};
+  if (auto existing = state_.images->GetImage(request->name(), request->version()))
+    return {grpc::StatusCode::ALREADY_EXISTS,
+            "image " + request->name() + " " + request->version() + " is registered already: capture a new version"};
+  google::protobuf::RepeatedPtrField<std::string> targets;
+  targets.Add("host:" + request->host());
+  auto resolved = state_.ResolveTargets(targets);
+  if (!resolved) return ToStatus(resolved.error());
+  std::vector<HostRecord> hosts = std::move(*resolved);
+  DeploymentRecord d;
+  d.targets.assign(targets.begin(), targets.end());
+  d.id = RandomUuid();
+  d.package = std::string(kCapturePrefix) + request->name();  // 'parcctl deploy list': "capture image:NAME VERSION"
+  d.version = request->version();
+  d.created_at = NowUnix();
+  d.created_by = who->common_name;
+  d.state = "scheduled";
+  nlohmann::json exclude = nlohmann::json::array();
+  for (const auto& e : request->exclude()) exclude.push_back(e);
+  JobRecord j;
+  j.id = RandomUuid();
+  j.deployment_id = d.id;
+  j.host_id = hosts.front().id;
+  j.kind = "capture";
+  j.package = request->name();
+  j.version = request->version();
+  j.params = nlohmann::json{{"source", request->source()}, {"exclude", exclude}}.dump();
+  j.created_at = j.updated_at = d.created_at;
+  std::vector<JobRecord> jobs{j};
+  if (auto r = state_.deploy->CreateDeployment(d, jobs); !r) return ToStatus(r.error());
+  state_.Audit(*who, "image.capture", d.id,
+               request->name() + " " + request->version() + " from " + request->source() + " on " +
+                   hosts.front().hostname + (request->comment().empty() ? "" : " (" + request->comment() + ")"));
+  state_.scheduler->Wake();
+  FillCreated(d, jobs, hosts, response);
   return grpc::Status::OK;
 }
 

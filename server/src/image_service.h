@@ -8,6 +8,17 @@
 
 namespace parc::server {
 
+// Deployments that capture an image are named "capture:NAME".
+inline constexpr std::string_view kCapturePrefix = "capture:";
+
+// Object uploads, accepted from admins (ImageService) and from an agent
+// capturing a master (AgentService); the caller has authorized the peer.
+// Every object is checked against its digest before it is kept.
+grpc::Status FindMissingObjects(ServerState& state, const v1::MissingObjectsRequest& request,
+                                v1::MissingObjectsResponse* response);
+grpc::Status StoreObjects(ServerState& state, grpc::ServerReader<v1::PutObjectRequest>* reader,
+                          v1::PutObjectsResponse* response);
+
 class ImageServiceImpl final : public v1::ImageService::Service {
  public:
   explicit ImageServiceImpl(ServerState& state) : state_(state) {}
@@ -20,6 +31,7 @@ class ImageServiceImpl final : public v1::ImageService::Service {
   grpc::Status GetImage(grpc::ServerContext*, const v1::GetImageRequest*, v1::ImageInfo*) override;
   grpc::Status DiffImages(grpc::ServerContext*, const v1::DiffImagesRequest*, v1::ImageDiffInfo*) override;
   grpc::Status DeployImage(grpc::ServerContext*, const v1::DeployImageRequest*, v1::DeploymentInfo*) override;
+  grpc::Status CaptureImage(grpc::ServerContext*, const v1::CaptureImageRequest*, v1::DeploymentInfo*) override;
 
  private:
   ServerState& state_;

@@ -109,6 +109,17 @@ v1::Job Scheduler::ToWire(const JobRecord& j) {
       p->set_level(params.value("level", ""));
       p->set_assignment_id(params.value("assignment_id", ""));
     }
+  } else if (j.kind == "capture") {
+    auto* c = w.mutable_capture();
+    c->set_name(j.package);
+    c->set_version(j.version);
+    auto params = nlohmann::json::parse(j.params, nullptr, false);
+    if (params.is_object()) {
+      c->set_source(params.value("source", ""));
+      if (auto e = params.find("exclude"); e != params.end() && e->is_array())
+        for (const auto& x : *e)
+          if (x.is_string()) c->add_exclude(x.get<std::string>());
+    }
   } else if (j.kind == "image") {
     auto* im = w.mutable_image();
     im->set_name(j.package);
@@ -205,7 +216,8 @@ void Scheduler::OnJobUpdate(const std::string& host_id, const v1::JobUpdate& u) 
   job->state = state;
   job->percent = std::min<uint32_t>(u.percent(), 100);
   job->message = u.message().substr(0, 4096);
-  if (!u.output().empty()) job->output = u.output().substr(0, 65536);
+  // A capture's output is the image's manifest (to be signed): kept whole up to 1 MiB (the agent refuses larger).
+  if (!u.output().empty()) job->output = u.output().substr(0, job->kind == "capture" ? kMaxCaptureOutput : 65536);
   if (!u.point().point_id().empty()) job->point_id = u.point().point_id();
   job->updated_at = NowUnix();
   if (auto r = store_.UpdateJob(*job); !r) {

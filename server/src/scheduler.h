@@ -22,6 +22,10 @@
 
 namespace parc::server {
 
+// What the server keeps of a capture job's output (the unsigned manifest and
+// counts); agents refuse to hand over a larger one (agent.proto, ImageCapture).
+inline constexpr size_t kMaxCaptureOutput = 1u << 20;
+
 // The publisher keys agents must trust, as sent in Welcome and TrustedKeys.
 std::vector<v1::PublisherKey> TrustedKeysForAgents(DeployStore& store);
 

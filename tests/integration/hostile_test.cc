@@ -7,6 +7,7 @@
 #include "channel.h"
 #include "harness.h"
 #include "inventory_fixture.h"
+#include "parc/common/hash.h"
 #include "parc/v1/admin.grpc.pb.h"
 #include "parc/v1/agent.grpc.pb.h"
 
@@ -106,6 +107,29 @@ TEST_CASE("malformed, hostile and oversized messages get an error while the serv
     while (stream->Read(&reply)) {
     }
     CHECK(stream->Finish().error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  SECTION("an agent without a capture job cannot upload objects: PERMISSION_DENIED, nothing stored") {
+    std::string data = "not an image chunk of any capture job";
+    std::string digest = parc::Sha256Hex(data);
+    {
+      grpc::ClientContext ctx;
+      v1::MissingObjectsRequest req;
+      req.add_sha256(digest);
+      v1::MissingObjectsResponse resp;
+      CHECK(stub->MissingObjects(&ctx, req, &resp).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    }
+    grpc::ClientContext ctx;
+    v1::PutObjectsResponse resp;
+    auto writer = stub->PutObjects(&ctx, &resp);
+    v1::PutObjectRequest msg;
+    msg.set_sha256(digest);
+    msg.set_data(data);
+    writer->Write(msg);
+    writer->WritesDone();
+    auto st = writer->Finish();
+    CHECK(st.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    CHECK(st.error_message().find("no image capture in progress") != std::string::npos);
+    CHECK_FALSE(fs::exists(server.state_dir() / "content" / "objects" / digest.substr(0, 2) / digest));
   }
   SECTION("an agent certificate cannot call the admin API") {
     auto admin = v1::AdminService::NewStub(channel);

@@ -235,6 +235,59 @@ TEST_CASE("images: capture, push, deploy to an agent, a small change travels alo
   CHECK(ReadFileOrEmpty(lab.Target() / "etc/app/app.conf") == "mode=kiosk\n");
 }
 
+TEST_CASE("images: a master captured as a job on its agent, signed by parcctl, deployed back identical",
+          "[integration][image]") {
+  ImageLab lab;
+  fs::path master = lab.agent->root() / "srv/master";
+  BuildMaster(master);
+  auto capture = [&](const std::string& from, const std::string& version) {
+    return lab.server.Ctl({"image", "capture", "--on", "host:" + lab.id, "--from", from, "--name", "ws", "--version",
+                           version, "--key", lab.key.string(), "--json"});
+  };
+
+  auto r = capture("/srv/master", "1");
+  INFO(r.out << r.err << lab.agent->Log());
+  REQUIRE(r.exit_code == 0);
+  auto v1 = nlohmann::json::parse(r.out);
+  CHECK(v1["name"] == "ws");
+  CHECK(v1["kind"] == "tree");
+  uint64_t chunks = U64(v1, "chunks");
+  CHECK(chunks >= 40);
+  CHECK(U64(v1, "uploaded") > chunks);  // content chunks and the index: all new to the server
+  auto shown = lab.server.CtlJson({"image", "show", "ws=1"});
+  CHECK(shown["publisher"] == "acme-it");  // signed here, with the admin's key
+
+  // Deployed to the same host: the capture left every chunk in its cache.
+  auto job = lab.Deploy("1");
+  INFO(job.dump(2));
+  REQUIRE(job["state"] == "succeeded");
+  auto stats = nlohmann::json::parse(job["output"].get<std::string>());
+  CHECK(U64(stats, "fetched") == 0);
+  CHECK(U64(stats, "from_cache") == chunks);
+  CHECK(parc::pkg::testing::DiffTrees(parc::pkg::testing::Snapshot(master), parc::pkg::testing::Snapshot(lab.Target())) == "");
+
+  // A small change: only its chunks are uploaded.
+  WriteFile(master / "etc/motd", "Welcome to the lab workstation, version 2\n");
+  auto r2 = capture("/srv/master", "2");
+  INFO(r2.out << r2.err);
+  REQUIRE(r2.exit_code == 0);
+  auto v2 = nlohmann::json::parse(r2.out);
+  CHECK(U64(v2, "uploaded") >= 1);
+  CHECK(U64(v2, "uploaded") < 6);
+
+  // The same version again, and a path the host does not have: clear refusals, nothing registered.
+  auto again = capture("/srv/master", "2");
+  CHECK(again.exit_code != 0);
+  CHECK_THAT(again.err, Catch::Contains("registered already"));
+  auto missing = capture("/srv/nothing-here", "3");
+  CHECK(missing.exit_code != 0);
+  CHECK_THAT(missing.err, Catch::Contains("does not exist"));
+  CHECK(lab.server.CtlJson({"image", "list"})["images"].size() == 2);
+  // The capture deployments are listed as such.
+  auto list = lab.server.Ctl({"deploy", "list"});
+  CHECK_THAT(list.out, Catch::Contains("capture") && Catch::Contains("image:ws"));
+}
+
 TEST_CASE("images: offline servicing with parc-agent --root, captured as a new version, differs only where serviced",
           "[integration][image]") {
   TempDir dir("parc-image-servicing");
