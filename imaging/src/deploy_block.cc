@@ -26,7 +26,6 @@ std::string Range(uint64_t off, uint64_t len) {
   return "bytes " + std::to_string(off) + "-" + std::to_string(off + len - 1);
 }
 
-constexpr uint64_t kWindowBytes = 32u << 20;  // written, then read back, as a unit
 
 // Blocks of zeros: recognised by digest without decoding a chunk (the
 // largest chunk size, what runs of zeros are cut into), written from one
@@ -209,7 +208,7 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
   std::vector<size_t> window_of(blocks.size());
   std::deque<Window> windows;
   for (size_t i = 0; i < blocks.size(); ++i) {
-    if (windows.empty() || offsets[i] - offsets[windows.back().first] >= kWindowBytes) {
+    if (windows.empty() || offsets[i] - offsets[windows.back().first] >= std::max<uint64_t>(o.readback_window, 1)) {
       windows.emplace_back();
       windows.back().first = i;
     }
@@ -287,8 +286,10 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
     const ChunkRef& ref = blocks[i];
     if (zeros.IsZero(ref)) {
       // Zeros need no chunk: a new file has them already, others get them written.
-      if (!fresh)
+      if (!fresh) {
         if (auto r = zeros.Write(*fd, offsets[i], ref.size); !r) return Fail(r.error().WithContext(Range(offsets[i], ref.size)));
+        written.fetch_add(ref.size);
+      }
       ticker.Add(ref.size, 1);
     } else {
       auto plain = gatherer.Plain(ref, read);

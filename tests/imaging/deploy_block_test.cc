@@ -55,6 +55,15 @@ TEST_CASE("deploy block: capture then deploy gives an identical image file", "[d
   CHECK(r.fetched == v1.image().UniqueChunks().size());
   CHECK(REQUIRE_OK(VerifyBlock(v1.image(), target)).ok());
 
+  SECTION("written and read back in many small windows, over a target holding other bytes") {
+    test::WriteFile(target, RandomData(disk.size() + 12345, 99));  // zeros must be written, the tail cut
+    auto o = env.Options();
+    o.readback_window = 300000;  // about 30 windows, most shorter than a chunk run
+    auto again = REQUIRE_OK(DeployBlock(v1.json(), v1.sig(), target, env.cache(), nullptr, o));
+    CHECK(test::ReadFileOrEmpty(target) == disk);
+    CHECK(again.verified_bytes == disk.size());
+    CHECK(again.written_bytes == disk.size());  // nothing was right: every byte, zeros included
+  }
   SECTION("verify names the chunks that differ") {
     std::string changed = disk;
     changed[4000000] ^= 1;

@@ -49,6 +49,9 @@ struct DeployOptions {
   // target is rewritten (an unnamed temporary file); default the target's
   // directory for a file, the system temporary directory for a device.
   std::filesystem::path work_dir;
+  // Block: bytes written, then read back from the device, as one unit while
+  // later ones are written (docs/images.md, "Deploying").
+  uint64_t readback_window = 32u << 20;
   IndexLimits limits;
   ProgressFn progress;
 };
