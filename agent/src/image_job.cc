@@ -86,6 +86,40 @@ class GrpcFetcher final : public imaging::ChunkFetcher {
     }
   }
 
+  ExpectedVoid FetchMany(const std::vector<imaging::ChunkRef>& refs,
+                         const std::function<ExpectedVoid(size_t, std::string_view)>& sink) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    v1::GetObjectsRequest req;
+    for (const auto& r : refs) req.add_sha256(r.object.Hex());
+    auto reader = stub_->GetObjects(&ctx, req);
+    v1::ObjectData msg;
+    ExpectedVoid failed;
+    size_t next = 0;
+    while (reader->Read(&msg)) {
+      if (next >= refs.size() || msg.sha256() != req.sha256(static_cast<int>(next))) {
+        ctx.TryCancel();
+        failed = Fail(Errc::kCrypto, "the server sent an object that was not asked for: refused");
+        break;
+      }
+      if (crash_mid_fetch_ && ++calls_ > 10) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        ::raise(SIGKILL);
+      }
+      if (auto r = sink(next, msg.data()); !r) {
+        ctx.TryCancel();
+        failed = r;
+        break;
+      }
+      ++next;
+    }
+    grpc::Status status = reader->Finish();
+    if (!failed) return failed;
+    // Whatever did not arrive is fetched one by one (an older server has no GetObjects).
+    if (status.ok() || status.error_code() == grpc::StatusCode::UNIMPLEMENTED) return {};
+    return Fail(Errc::kUnavailable, "batch download interrupted: " + status.error_message());
+  }
+
  private:
   std::unique_ptr<v1::AgentService::Stub> stub_;
   bool crash_mid_fetch_;

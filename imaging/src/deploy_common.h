@@ -30,6 +30,14 @@ class CountingFetcher final : public ChunkFetcher {
     if (r) chunks.fetch_add(1);
     return r;
   }
+  ExpectedVoid FetchMany(const std::vector<ChunkRef>& refs,
+                         const std::function<ExpectedVoid(size_t, std::string_view)>& sink) override {
+    return inner_.FetchMany(refs, [&](size_t i, std::string_view data) {
+      bytes.fetch_add(data.size());
+      chunks.fetch_add(1);
+      return sink(i, data);
+    });
+  }
   std::atomic<uint64_t> chunks{0}, bytes{0};
 
  private:

@@ -64,19 +64,53 @@ ExpectedVoid Gatherer::FetchMissing() {
                                      " chunks are neither in the cache nor in the target, and there is no source to fetch them from");
   ticker_.Phase("fetch", bytes, todo.size());
   std::mutex mu;
-  auto r = ParallelFor(todo.size(), std::max(1u, options_.fetch_parallelism), ticker_, [&](size_t k, unsigned) -> ExpectedVoid {
+  // Verified completely (stored digest, then decoded) and kept, so that a bad
+  // chunk stops the deploy before the target is touched.
+  auto keep = [&](size_t k, std::string_view stored) -> ExpectedVoid {
     const ChunkRef& ref = unique_[todo[k]];
-    auto stored = FetchStored(ref, *fetcher_, options_.fetch_attempts);
-    if (!stored) return Fail(stored.error());
-    // Fully checked now, so that a bad chunk stops the deploy before the
-    // target is touched.
-    if (auto plain = DecodeChunk(ref, *stored); !plain) return Fail(plain.error());
-    if (auto p = cache_.Put(ref.object, *stored); !p) return p;
-    ticker_.Add(stored->size(), 1);
+    if (stored.size() != ref.stored_size || Digest::Of(stored) != ref.object)
+      return Fail(Errc::kCrypto, "chunk " + ref.object.Hex().substr(0, 16) +
+                                     " does not match its digest (altered or truncated): refused");
+    if (auto plain = DecodeChunk(ref, stored); !plain) return Fail(plain.error());
+    if (auto p = cache_.Put(ref.object, stored); !p) return p;
+    ticker_.Add(stored.size(), 1);
     std::lock_guard lock(mu);
     where_[todo[k]] = Where::kCache;
     ++fetched_;
-    fetched_bytes_ += stored->size();
+    fetched_bytes_ += stored.size();
+    return {};
+  };
+  // Batches of small chunks in one round trip each (FetchMany); whatever a
+  // batch did not deliver is fetched alone, resuming on interruptions.
+  constexpr size_t kBatchChunks = 64;
+  constexpr uint64_t kBatchBytes = 4u << 20;
+  std::vector<std::pair<size_t, size_t>> batches;  // [first, end) of todo
+  for (size_t k = 0; k < todo.size();) {
+    size_t end = k;
+    uint64_t b = 0;
+    while (end < todo.size() && end - k < kBatchChunks && (end == k || b + unique_[todo[end]].stored_size <= kBatchBytes))
+      b += unique_[todo[end++]].stored_size;
+    batches.emplace_back(k, end);
+    k = end;
+  }
+  auto r = ParallelFor(batches.size(), std::max(1u, options_.fetch_parallelism), ticker_, [&](size_t n, unsigned) -> ExpectedVoid {
+    auto [first, end] = batches[n];
+    std::vector<ChunkRef> refs;
+    for (size_t k = first; k < end; ++k) refs.push_back(unique_[todo[k]]);
+    std::vector<uint8_t> got(refs.size(), 0);
+    auto many = fetcher_->FetchMany(refs, [&](size_t i, std::string_view stored) -> ExpectedVoid {
+      if (i >= refs.size() || got[i]) return Fail(Errc::kCrypto, "the source sent a chunk that was not asked for: refused");
+      if (auto kept = keep(first + i, stored); !kept) return kept;
+      got[i] = 1;
+      return {};
+    });
+    if (!many && !many.error().Is(Errc::kUnavailable)) return Fail(many.error());
+    for (size_t i = 0; i < refs.size(); ++i) {
+      if (got[i]) continue;
+      auto stored = FetchStored(refs[i], *fetcher_, options_.fetch_attempts);
+      if (!stored) return Fail(stored.error());
+      if (auto kept = keep(first + i, *stored); !kept) return kept;
+    }
     return {};
   });
   return r;

@@ -103,6 +103,36 @@ grpc::Status AgentServiceImpl::GetContent(grpc::ServerContext* context, const v1
   return grpc::Status::OK;
 }
 
+grpc::Status AgentServiceImpl::GetObjects(grpc::ServerContext* context, const v1::GetObjectsRequest* request,
+                                          grpc::ServerWriter<v1::ObjectData>* writer) {
+  constexpr int kMaxObjects = 1024;
+  constexpr uint64_t kMaxObjectBytes = 4u << 20;
+  auto peer = Authenticate(*context, state_.revoked, kAgentOrganization);
+  if (!peer) return ToStatus(peer.error());
+  if (!state_.content) return {grpc::StatusCode::UNIMPLEMENTED, "this server has no content store"};
+  if (request->sha256_size() > kMaxObjects)
+    return {grpc::StatusCode::INVALID_ARGUMENT, "at most " + std::to_string(kMaxObjects) + " objects per call"};
+  v1::ObjectData msg;
+  for (const auto& digest : request->sha256()) {
+    if (context->IsCancelled()) break;
+    auto object = state_.content->Open(digest);
+    if (!object) return ToStatus(object.error());
+    if (object->size() > kMaxObjectBytes)
+      return {grpc::StatusCode::INVALID_ARGUMENT, "object " + digest.substr(0, 16) + " is larger than 4 MiB: fetch it with GetContent"};
+    std::string* data = msg.mutable_data();
+    data->resize(static_cast<size_t>(object->size()));
+    for (uint64_t at = 0; at < data->size();) {
+      auto n = object->ReadAt(at, data->data() + at, data->size() - at);
+      if (!n) return ToStatus(n.error());
+      if (*n == 0) return {grpc::StatusCode::INTERNAL, "object " + digest.substr(0, 16) + " is shorter than recorded"};
+      at += *n;
+    }
+    msg.set_sha256(digest);
+    if (!writer->Write(msg)) break;  // client gone
+  }
+  return grpc::Status::OK;
+}
+
 Expected<PeerIdentity> AgentServiceImpl::CapturingAgent(const grpc::ServerContext& context) {
   auto peer = Authenticate(context, state_.revoked, kAgentOrganization);
   if (!peer) return Fail(peer.error());

@@ -59,6 +59,8 @@ class AgentServiceImpl final : public v1::AgentService::WithCallbackMethod_Conne
   grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* Connect(grpc::CallbackServerContext* context) override;
   grpc::Status GetContent(grpc::ServerContext* context, const v1::GetContentRequest* request,
                           grpc::ServerWriter<v1::ContentChunk>* writer) override;
+  grpc::Status GetObjects(grpc::ServerContext* context, const v1::GetObjectsRequest* request,
+                          grpc::ServerWriter<v1::ObjectData>* writer) override;
   grpc::Status MissingObjects(grpc::ServerContext* context, const v1::MissingObjectsRequest* request,
                               v1::MissingObjectsResponse* response) override;
   grpc::Status PutObjects(grpc::ServerContext* context, grpc::ServerReader<v1::PutObjectRequest>* reader,

@@ -188,3 +188,28 @@ TEST_CASE("deploy block: a tampered chunk is refused before anything is written;
   CHECK(r.fetched == r.chunks - r.from_cache);
   CHECK(test::ReadFileOrEmpty(target) == disk);
 }
+
+TEST_CASE("deploy block: chunks fetched in batches, the ones a batch left out alone; a tampered batch is refused", "[deploy][block][batch]") {
+  Env env;
+  test::TempDir work("parc-block");
+  std::string disk = DiskBytes(5);
+  test::WriteFile(work.path() / "disk.img", disk);
+  auto v1 = env.CaptureBlockSigned(work.path() / "disk.img", "1");
+  fs::path target = work.path() / "target.img";
+
+  BatchFetcher evil(env.server());
+  evil.tamper_batch = true;
+  auto bad = DeployBlock(v1.json(), v1.sig(), target, env.cache(), &evil, env.Options());
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().Is(Errc::kCrypto));
+  CHECK_FALSE(fs::exists(target));
+
+  BatchFetcher fetcher(env.server());
+  auto r = REQUIRE_OK(DeployBlock(v1.json(), v1.sig(), target, env.cache(), &fetcher, env.Options()));
+  CHECK(test::ReadFileOrEmpty(target) == disk);
+  CHECK(fetcher.batches >= 1);
+  CHECK(fetcher.batched >= 1);
+  CHECK(fetcher.chunks >= 1);  // the others, one by one
+  CHECK(r.fetched == v1.image().UniqueChunks().size());
+  CHECK(r.fetched + r.index_fetched == fetcher.batched + fetcher.chunks);  // the index comes one by one
+}

@@ -105,4 +105,29 @@ class TestFetcher : public ChunkFetcher {
   std::map<Digest, int> seen_;
 };
 
+// Serves FetchMany too, as the agent's GetObjects does, but only every other
+// chunk of each batch (the caller must fetch the rest alone); `tamper_batch`
+// flips a byte of every chunk it serves that way.
+class BatchFetcher : public TestFetcher {
+ public:
+  explicit BatchFetcher(const ChunkStore& source) : TestFetcher(source), store_(source) {}
+  ExpectedVoid FetchMany(const std::vector<ChunkRef>& refs,
+                         const std::function<ExpectedVoid(size_t, std::string_view)>& sink) override {
+    batches.fetch_add(1);
+    for (size_t i = 0; i < refs.size(); i += 2) {
+      auto data = store_.Get(refs[i].object);
+      if (!data) return Fail(data.error());
+      if (tamper_batch) (*data)[data->size() / 2] ^= 0x20;
+      batched.fetch_add(1);
+      if (auto r = sink(i, *data); !r) return r;
+    }
+    return {};
+  }
+  std::atomic<uint64_t> batches{0}, batched{0};
+  std::atomic<bool> tamper_batch = false;
+
+ private:
+  const ChunkStore& store_;
+};
+
 }  // namespace parc::imaging::testing

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "parc/common/error.h"
 
@@ -104,6 +105,16 @@ class ChunkFetcher {
   // caller retries from the bytes it already has. The caller verifies.
   virtual ExpectedVoid Fetch(const ChunkRef& ref, uint64_t offset,
                              const std::function<ExpectedVoid(std::string_view)>& sink) = 0;
+  // The whole stored bytes of several chunks in one round trip: sink(i, bytes)
+  // for refs[i], as each arrives. It may deliver only some of them (the
+  // caller fetches the others with Fetch); the default delivers none. A sink
+  // error stops it and is returned. The caller verifies.
+  virtual ExpectedVoid FetchMany(const std::vector<ChunkRef>& refs,
+                                 const std::function<ExpectedVoid(size_t, std::string_view)>& sink) {
+    (void)refs;
+    (void)sink;
+    return {};
+  }
 };
 
 // A fetcher reading another store: a mirror directory, a USB stick, the
