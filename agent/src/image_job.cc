@@ -34,6 +34,18 @@ v1::JobUpdate Failed(const std::string& job_id, const std::string& message) {
   return u;
 }
 
+v1::JobUpdate Succeeded(const std::string& job_id, const std::string& message, uint64_t bytes, std::string output) {
+  v1::JobUpdate u;
+  u.set_job_id(job_id);
+  u.set_state(v1::JobUpdate::SUCCEEDED);
+  u.set_percent(100);
+  u.set_bytes_done(bytes);
+  u.set_bytes_total(bytes);
+  u.set_message(message);
+  u.set_output(std::move(output));
+  return u;
+}
+
 // Chunks from the server's content store, resumed from an offset.
 class GrpcFetcher final : public imaging::ChunkFetcher {
  public:
@@ -227,21 +239,15 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
     if (auto c = imaging::CommitTree(*target); !c)
       return Failed(job.job_id(), "image deployed and verified but not committed: " + c.error().message());
   }
-  v1::JobUpdate u;
-  u.set_job_id(job.job_id());
-  u.set_state(v1::JobUpdate::SUCCEEDED);
-  u.set_percent(100);
-  u.set_bytes_done(report->fetched_bytes);
-  u.set_bytes_total(report->fetched_bytes);
-  u.set_message(report->already_deployed
-                    ? "image " + m->name + " " + m->version + " was already deployed to " + im.target()
-                    : "deployed image " + m->name + " " + m->version + " to " + im.target() + ": " +
-                          std::to_string(report->chunks) + " chunks, " + std::to_string(report->fetched) +
-                          " fetched (" + std::to_string(report->fetched_bytes) + " bytes), " +
-                          std::to_string(report->seeded) + " seeded from the target, " +
-                          std::to_string(report->from_cache) + " from the cache");
-  u.set_output(Stats(*report, true));
-  return u;
+  return Succeeded(job.job_id(),
+                   report->already_deployed
+                       ? "image " + m->name + " " + m->version + " was already deployed to " + im.target()
+                       : "deployed image " + m->name + " " + m->version + " to " + im.target() + ": " +
+                             std::to_string(report->chunks) + " chunks, " + std::to_string(report->fetched) +
+                             " fetched (" + std::to_string(report->fetched_bytes) + " bytes), " +
+                             std::to_string(report->seeded) + " seeded from the target, " +
+                             std::to_string(report->from_cache) + " from the cache",
+                   report->fetched_bytes, Stats(*report, true));
 }
 
 v1::JobUpdate RunCaptureJob(const v1::Job& job, const ImageJobEnv& env) {
@@ -328,17 +334,12 @@ v1::JobUpdate RunCaptureJob(const v1::Job& job, const ImageJobEnv& env) {
     return Failed(job.job_id(), "captured " + what + " but its index (" + std::to_string(output.size()) +
                                     " bytes) is larger than a job can hand over (" + std::to_string(kMaxCaptureOutput) +
                                     "): capture it with parcctl image capture --from on that host");
-  v1::JobUpdate u;
-  u.set_job_id(job.job_id());
-  u.set_state(v1::JobUpdate::SUCCEEDED);
-  u.set_percent(100);
-  u.set_bytes_done(up->missing_bytes);
-  u.set_bytes_total(up->missing_bytes);
-  u.set_message("captured " + what + ": " + std::to_string(m.chunks) + " chunks, " + std::to_string(up->missing) +
-                " uploaded (" + std::to_string(up->missing_bytes) + " bytes), " +
-                std::to_string(up->objects - up->missing) + " already on the server; to be signed and registered");
-  u.set_output(output);
-  return u;
+  return Succeeded(job.job_id(),
+                   "captured " + what + ": " + std::to_string(m.chunks) + " chunks, " + std::to_string(up->missing) +
+                       " uploaded (" + std::to_string(up->missing_bytes) + " bytes), " +
+                       std::to_string(up->objects - up->missing) +
+                       " already on the server; to be signed and registered",
+                   up->missing_bytes, std::move(output));
 }
 
 }  // namespace parc::agent

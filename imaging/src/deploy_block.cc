@@ -178,11 +178,11 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
   });
   if (auto f = gatherer.FetchMissing(); !f) return ctx(f.error());
 
-  std::vector<uint8_t> todo(blocks.size(), 0);
-  uint64_t todo_bytes = 0, todo_count = 0;
+  std::vector<size_t> order;  // the blocks to write, in image order
+  uint64_t todo_bytes = 0;
   for (size_t i = 0; i < blocks.size(); ++i)
     if (unchanged[i]) report.unchanged_bytes += blocks[i].size;
-    else todo[i] = 1, todo_bytes += blocks[i].size, ++todo_count;
+    else order.push_back(i), todo_bytes += blocks[i].size;
   internal::SeedRead read = [&](uint32_t source, uint64_t off, char* buf, size_t n) -> ExpectedVoid {
     const sys::Fd* from = source == kStash && stash ? &*stash : &*fd;
     auto got = sys::PReadFull(*from, buf, n, off);
@@ -214,7 +214,7 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
     }
     windows.back().end = i + 1;
     window_of[i] = windows.size() - 1;
-    if (todo[i]) windows.back().left.fetch_add(1);
+    if (!unchanged[i]) windows.back().left.fetch_add(1);
   }
   std::mutex mu;
   std::condition_variable cv;
@@ -271,12 +271,8 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
     verifier.join();
   };
 
-  ticker.Phase("write", todo_bytes + size, todo_count + blocks.size());
+  ticker.Phase("write", todo_bytes + size, order.size() + blocks.size());
   std::atomic<uint64_t> written{0};
-  std::vector<size_t> order;
-  order.reserve(todo_count);
-  for (size_t i = 0; i < blocks.size(); ++i)
-    if (todo[i]) order.push_back(i);
   auto w = internal::ParallelFor(order.size(), threads, ticker, [&](size_t k, unsigned) -> ExpectedVoid {
     {
       std::lock_guard lock(mu);
