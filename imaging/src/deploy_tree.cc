@@ -455,8 +455,6 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
         if (auto s = ScanSeeds(*image, *target_fd, gatherer, o, ticker, seed_rels); !s) return ctx(s.error());
       }
     }
-    if (auto f = gatherer.FetchMissing(); !f) return ctx(f.error());
-
     j.state = "writing";
     j.image_id = report.image_id;
     j.name = report.name;
@@ -472,8 +470,28 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
     if (auto r = sys::MakeDirectory(p.staging, 0700); !r) return discard(r.error());
     auto staging_fd = sys::OpenDirectory(p.staging);
     if (!staging_fd) return discard(staging_fd.error());
-    TreeWriter writer(*image, *staging_fd, gatherer, o, ticker, target_fd ? &*target_fd : nullptr, &seed_rels);
-    if (auto w = writer.Write(); !w) return discard(w.error());
+    // The new tree is written while the missing chunks are fetched: a file
+    // waits only for its own chunks. The writers report to a ticker of their
+    // own, shown as the "write" phase once the fetch is done; a failed fetch
+    // stops them and discards the half-written tree.
+    const ProgressFn silent;
+    Ticker write_ticker(silent);
+    TreeWriter writer(*image, *staging_fd, gatherer, o, write_ticker, target_fd ? &*target_fd : nullptr, &seed_rels);
+    gatherer.StartFetching();
+    internal::Background writing([&] { return writer.Write(); });
+    if (auto f = gatherer.FetchMissing(); !f) {
+      write_ticker.Cancel();
+      (void)writing.Wait();
+      return discard(f.error());
+    }
+    ticker.Phase("write", image->manifest.size, image->entries.size());
+    auto w = writing.Wait([&] {
+      ticker.Add(write_ticker.bytes() - ticker.bytes(), write_ticker.items() - ticker.items());
+      if (!ticker.Tick()) write_ticker.Cancel();
+    });
+    if (w) ticker.Add(write_ticker.bytes() - ticker.bytes(), write_ticker.items() - ticker.items());
+    if (!ticker.Tick(true)) return discard(Ticker::Cancelled());
+    if (!w) return discard(w.error());
     ticker.Phase("sync", 0, 0);
     if (auto s = sys::SyncFilesystem(*staging_fd); !s) return discard(s.error());
     gatherer.Fill(report);

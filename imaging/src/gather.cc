@@ -53,7 +53,24 @@ size_t Gatherer::missing() const {
   return n;
 }
 
+void Gatherer::StartFetching() {
+  std::lock_guard lock(mu_);
+  fetching_ = true;
+  fetch_failed_ = false;
+}
+
 ExpectedVoid Gatherer::FetchMissing() {
+  auto r = FetchAll();
+  {
+    std::lock_guard lock(mu_);
+    fetching_ = false;
+    fetch_failed_ = !r;
+  }
+  arrived_.notify_all();
+  return r;
+}
+
+ExpectedVoid Gatherer::FetchAll() {
   std::vector<size_t> todo;
   uint64_t bytes = 0;
   for (size_t i = 0; i < unique_.size(); ++i)
@@ -63,7 +80,6 @@ ExpectedVoid Gatherer::FetchMissing() {
     return Fail(Errc::kNotFound, std::to_string(todo.size()) +
                                      " chunks are neither in the cache nor in the target, and there is no source to fetch them from");
   ticker_.Phase("fetch", bytes, todo.size());
-  std::mutex mu;
   // Verified completely (stored digest, then decoded) and kept, so that a bad
   // chunk stops the deploy before the target is touched.
   auto keep = [&](size_t k, std::string_view stored) -> ExpectedVoid {
@@ -74,10 +90,13 @@ ExpectedVoid Gatherer::FetchMissing() {
     if (auto plain = DecodeChunk(ref, stored); !plain) return Fail(plain.error());
     if (auto p = cache_.Put(ref.object, stored); !p) return p;
     ticker_.Add(stored.size(), 1);
-    std::lock_guard lock(mu);
-    where_[todo[k]] = Where::kCache;
-    ++fetched_;
-    fetched_bytes_ += stored.size();
+    {
+      std::lock_guard lock(mu_);
+      where_[todo[k]] = Where::kCache;
+      ++fetched_;
+      fetched_bytes_ += stored.size();
+    }
+    arrived_.notify_all();
     return {};
   };
   // Batches of small chunks in one round trip each (FetchMany); whatever a
@@ -120,9 +139,19 @@ Expected<std::string> Gatherer::Plain(const ChunkRef& ref, const SeedRead& read)
   auto it = by_object_.find(ref.object);
   if (it == by_object_.end()) return Fail(Errc::kInternal, "chunk not part of the image");
   size_t i = it->second;
-  if (where_[i] == Where::kSeed) {
+  Where where;
+  Seed seed;
+  {
+    std::unique_lock lock(mu_);
+    arrived_.wait(lock, [&] { return where_[i] != Where::kMissing || !fetching_; });
+    if (where_[i] == Where::kMissing && fetch_failed_)
+      return Fail(Errc::kUnavailable, "chunk " + ref.object.Hex().substr(0, 16) + " was not fetched: the fetch failed");
+    where = where_[i];
+    seed = seeds_[i];
+  }
+  if (where == Where::kSeed) {
     std::string buf(ref.size, '\0');
-    if (auto r = read(seeds_[i].source, seeds_[i].offset, buf.data(), buf.size()); r && Digest::Of(buf) == ref.sha256)
+    if (auto r = read(seed.source, seed.offset, buf.data(), buf.size()); r && Digest::Of(buf) == ref.sha256)
       return buf;
     // The target changed since it was scanned: fall through to a fetch.
   }

@@ -1,8 +1,9 @@
 // Where each chunk of a deployment comes from: the cache, the target's
 // current content (seeds, re-verified when read), or the fetcher (verified
-// and kept in the cache before anything is written).
+// and kept in the cache before it is written anywhere).
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <unordered_map>
@@ -36,6 +37,10 @@ class Gatherer {
   // Fetches what is neither cached nor seeded (in parallel), verifying each
   // chunk completely before keeping it.
   ExpectedVoid FetchMissing();
+  // Writing while fetching: from this call until FetchMissing returns,
+  // Plain() waits for a chunk that is still being fetched instead of fetching
+  // it itself; once the fetch has failed it returns an error at once.
+  void StartFetching();
   // Plain bytes of a chunk for writing, verified.
   Expected<std::string> Plain(const ChunkRef& ref, const SeedRead& read);
 
@@ -43,6 +48,7 @@ class Gatherer {
 
  private:
   enum class Where : uint8_t { kMissing, kCache, kSeed };
+  ExpectedVoid FetchAll();
   struct Seed {
     uint32_t source = 0;
     uint64_t offset = 0;
@@ -57,7 +63,9 @@ class Gatherer {
   std::unordered_map<Digest, size_t, DigestHash> by_object_;
   std::unordered_map<Digest, std::vector<size_t>, DigestHash> by_plain_;  // not cached
   std::unordered_set<uint32_t> wanted_sizes_;
-  std::mutex mu_;
+  std::mutex mu_;  // where_, seeds_ and the counters below while threads run
+  std::condition_variable arrived_;
+  bool fetching_ = false, fetch_failed_ = false;
   uint64_t from_cache_ = 0, seeded_ = 0, fetched_ = 0, fetched_bytes_ = 0;
   std::atomic<uint64_t> late_fetched_{0}, late_fetched_bytes_{0};
 };

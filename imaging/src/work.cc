@@ -34,6 +34,35 @@ bool Ticker::Tick(bool force) {
   return !cancelled_;
 }
 
+Background::Background(std::function<ExpectedVoid()> fn)
+    : thread_([this, fn = std::move(fn)] {
+        auto r = fn();
+        std::lock_guard lock(mu_);
+        result_ = std::move(r);
+        done_ = true;
+        done_cv_.notify_all();
+      }) {}
+
+Background::~Background() {
+  if (thread_.joinable()) thread_.join();
+}
+
+ExpectedVoid Background::Wait(const std::function<void()>& tick) {
+  {
+    std::unique_lock lock(mu_);
+    while (!done_) {
+      done_cv_.wait_for(lock, std::chrono::milliseconds(100));
+      if (tick && !done_) {
+        lock.unlock();
+        tick();
+        lock.lock();
+      }
+    }
+  }
+  if (thread_.joinable()) thread_.join();
+  return result_;
+}
+
 ExpectedVoid ParallelFor(size_t n, unsigned threads, Ticker& ticker, const std::function<ExpectedVoid(size_t, unsigned)>& fn) {
   threads = static_cast<unsigned>(std::min<size_t>(std::max(1u, threads), std::max<size_t>(n, 1)));
   std::atomic<size_t> next{0};

@@ -3,9 +3,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "parc/common/error.h"
 #include "parc/imaging/progress.h"
@@ -28,6 +31,10 @@ class Ticker {
   // Calling thread only.
   bool Tick(bool force = false);
   bool cancelled() const { return cancelled_.load(); }
+  // From any thread: a ParallelFor ticking this stops at its next tick.
+  void Cancel() { cancelled_ = true; }
+  uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  uint64_t items() const { return items_.load(std::memory_order_relaxed); }
   static Error Cancelled() { return Error(Errc::kFailedPrecondition, "cancelled"); }
 
  private:
@@ -37,6 +44,24 @@ class Ticker {
   std::atomic<uint64_t> bytes_{0}, items_{0};
   std::atomic<bool> cancelled_{false};
   std::chrono::steady_clock::time_point last_{};
+};
+
+// Runs fn on a thread of its own; Wait() joins it, calling `tick` about every
+// 100 ms meanwhile. The destructor waits too.
+class Background {
+ public:
+  explicit Background(std::function<ExpectedVoid()> fn);
+  ~Background();
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  ExpectedVoid Wait(const std::function<void()>& tick = {});
+
+ private:
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+  ExpectedVoid result_;
+  std::thread thread_;
 };
 
 // Runs fn(i, worker) for every i in [0, n) on `threads` threads, ticking on

@@ -79,7 +79,8 @@
 #   BUILD_DIR: holds server/parc-server, agent/parc-agent, ctl/parcctl
 #   env: PAUSE (60), WORK (a fresh /var/tmp/parc-imgnet.*), KEEP=1 keeps WORK,
 #        PARC_REFERENCE_CACHE (/var/tmp/parc-reference), DEBIAN_MIRROR,
-#        CASYNC_TLS (auto|https|http), DEPLOY_TIMEOUT (seconds per run, 1800)
+#        CASYNC_TLS (auto|https|http), DEPLOY_TIMEOUT (seconds per run, 1800),
+#        SERIES (T, D or TD: which series to run; default TD)
 set -euo pipefail
 
 usage() { echo "usage: $0 BUILD_DIR [RUNS]" >&2; exit 2; }
@@ -137,6 +138,10 @@ LOG=$WORK/log
 : >"$WORK/cpu"
 pause() { sync; echo "   (sync; sleep $PAUSE: ext4 recently_deleted)"; sleep "$PAUSE"; }
 FRESH_FS=${FRESH_FS:-1}
+# SERIES=T or SERIES=D runs one series only (default both).
+SERIES=${SERIES:-TD}
+[[ $SERIES =~ ^(T|D|TD)$ ]] || die "SERIES must be T, D or TD"
+SERIES_LIST=$(echo "$SERIES" | sed 's/./& /g')
 # fresh_fs DIR: a new, empty ext4 filesystem mounted at DIR (FRESH_FS=1); drop_fs DIR undoes it.
 fresh_fs() {
   mkdir -p "$1"
@@ -492,6 +497,7 @@ check_disk() {  # FILE WHO
 }
 pause
 
+if [[ $SERIES == *T* ]]; then
 step "T: deploy the tree over the network into a fresh directory ($RUNS runs each, alternating; load $(load))"
 series T bench-tree=1 /srv/tree tree.caidx tree.castr check_tree
 T_LOAD=$(load)
@@ -499,13 +505,16 @@ echo "every deployed tree equals the source (casync mtree)"
 T_AGENT_LOG=$(cat "$WORK"/logs/bench-T*.log | grep -E 'job [0-9a-f]+:|warn|error|\[W|\[E' || true)
 rm -rf "$WORK/agents" "$WORK/T"
 pause
+fi
 
+if [[ $SERIES == *D* ]]; then
 step "D: deploy the 2 GiB disk image over the network into a fresh file (load $(load))"
 series D bench-disk=1 /srv/disk.img disk.caibx disk.castr check_disk
 D_LOAD=$(load)
 echo "every deployed disk image equals the source (cmp)"
 D_AGENT_LOG=$(cat "$WORK"/logs/bench-D*.log | grep -E 'job [0-9a-f]+:|warn|error|\[W|\[E' || true)
 rm -rf "$WORK/agents" "$WORK/D"
+fi
 
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 mbps() { echo "scale=1; $1 / $2 / 1000000" | bc -l; }
@@ -523,16 +532,20 @@ echo "Parc: parc-server -> fresh parc-agent (empty chunk cache), gRPC over mutua
 echo "casync: casync extract from nginx, $CASYNC_TRANSPORT; nginx TLS ${TLS_SEEN:-?}"
 echo
 printf '%-36s %-27s | %-27s | %s\n' "" "Parc" "casync (queue in $QUEUE_LABEL)" "casync time / Parc time"
-row T "$TREE_BYTES" "T tree deploy (network)" "$T_LOAD" casync
-[[ -z ${CASYNC_SHM_TOOL[*]} ]] || row T "$TREE_BYTES" "   casync/tmpfs: queue in $CASYNC_QUEUE_SHM" "$T_LOAD" casyncshm
-row D "$DISK_BYTES" "D disk image deploy (network, 2 GiB)" "$D_LOAD" casync
-[[ -z ${CASYNC_SHM_TOOL[*]} ]] || row D "$DISK_BYTES" "   casync/tmpfs: queue in $CASYNC_QUEUE_SHM" "$D_LOAD" casyncshm
+if [[ $SERIES == *T* ]]; then
+  row T "$TREE_BYTES" "T tree deploy (network)" "$T_LOAD" casync
+  [[ -z ${CASYNC_SHM_TOOL[*]} ]] || row T "$TREE_BYTES" "   casync/tmpfs: queue in $CASYNC_QUEUE_SHM" "$T_LOAD" casyncshm
+fi
+if [[ $SERIES == *D* ]]; then
+  row D "$DISK_BYTES" "D disk image deploy (network, 2 GiB)" "$D_LOAD" casync
+  [[ -z ${CASYNC_SHM_TOOL[*]} ]] || row D "$DISK_BYTES" "   casync/tmpfs: queue in $CASYNC_QUEUE_SHM" "$D_LOAD" casyncshm
+fi
 echo "   (MB/s = tree file bytes $TREE_BYTES or image bytes $DISK_BYTES per second)"
 echo "   Parc's time also covers its check of the result (VerifyTree before commit; the block image read back"
 echo "   and checked) and writing every fetched chunk to the agent's cache; casync writes no cache and checks nothing after."
 echo
 echo "bytes transferred per run (Parc: job fetched_bytes; casync: sum of nginx \$body_bytes_sent, requests, connections)"
-for S in T D; do
+for S in $SERIES_LIST; do
   for i in $(seq 1 "$RUNS"); do
     printf '   %s run %s: Parc %12s B | casync %12s B in %6s requests over %s connection(s)' "$S" "$i" \
       "${BYTES[$S-parc-$i]}" "${BYTES[$S-casync-$i]}" "${REQS[$S-casync-$i]}" "${CONNS[$S-casync-$i]}"
@@ -542,11 +555,11 @@ for S in T D; do
 done
 echo
 echo "every run (s):"
-for S in T D; do echo "   $S Parc: $(runs_of "$S" parc)  casync: $(runs_of "$S" casync)  casync/tmpfs: $(runs_of "$S" casyncshm)"; done
+for S in $SERIES_LIST; do echo "   $S Parc: $(runs_of "$S" parc)  casync: $(runs_of "$S" casync)  casync/tmpfs: $(runs_of "$S" casyncshm)"; done
 echo
 echo "CPU seconds per run (busy = user+system+irq on all cores, kernel threads such as writeback included, of cores x seconds;"
 echo "rest = busy minus what the two sides used: other processes, kernel writeback, this script; steal = taken by the hypervisor):"
-for S in T D; do
+for S in $SERIES_LIST; do
   for i in $(seq 1 "$RUNS"); do
     for tool in parc casync "${CASYNC_SHM_TOOL[@]}"; do
       read -r _ busy side kids steal <<<"$(grep "^$S-$tool-$i " "$WORK/cpu")"
@@ -564,13 +577,13 @@ for S in T D; do
 done
 echo
 echo "Parc job phases per run (state/first word of the job's progress message, seconds until the next one; from the watch stream):"
-for S in T D; do
+for S in $SERIES_LIST; do
   for i in $(seq 1 "$RUNS"); do echo "   $S run $i: ${PHASES[$S-parc-$i]}"; done
 done
 echo
 echo "agent log (job lines, warnings, errors):"
-echo "$T_AGENT_LOG" | sed 's/^/   /'
-echo "$D_AGENT_LOG" | sed 's/^/   /'
+[[ -z ${T_AGENT_LOG:-} ]] || echo "$T_AGENT_LOG" | sed 's/^/   /'
+[[ -z ${D_AGENT_LOG:-} ]] || echo "$D_AGENT_LOG" | sed 's/^/   /'
 server_warn=$(grep -E 'warn|error|\[W|\[E' "$WORK/server.log" | tail -10 || true)
 [[ -z $server_warn ]] || { echo "server log (warnings, errors; last 10):"; echo "$server_warn" | sed 's/^/   /'; }
 echo
