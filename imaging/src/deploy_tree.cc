@@ -318,6 +318,8 @@ class TreeWriter {
     }
     if (holes)
       if (auto t = sys::Truncate(*fd, e.size); !t) return t;
+    // The device starts on it now, so the sync before the swap has little left.
+    if (e.size > 0) sys::StartWriteback(*fd, 0, 0);
     written_.fetch_add(e.size);
     Owner ow = OwnerOf(e);
     if (auto r = sys::SetOwner(*fd, ow.uid, ow.gid); !r) return r;
@@ -477,7 +479,11 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
     const ProgressFn silent;
     Ticker write_ticker(silent);
     TreeWriter writer(*image, *staging_fd, gatherer, o, write_ticker, target_fd ? &*target_fd : nullptr, &seed_rels);
-    gatherer.StartFetching();
+    std::vector<const ChunkRef*> uses;
+    for (const auto& e : image->entries)
+      if (e.type == EntryType::kFile)
+        for (const auto& c : e.chunks) uses.push_back(&c);
+    gatherer.StartFetching(uses);
     internal::Background writing([&] { return writer.Write(); });
     if (auto f = gatherer.FetchMissing(); !f) {
       write_ticker.Cancel();

@@ -47,7 +47,7 @@ Expected<std::string> ReadChunk(const ChunkRef& ref, ChunkStore& cache, ChunkFet
   if (!got) return Fail(got.error());
   auto plain = DecodeChunk(ref, *got);
   if (!plain) return plain;
-  if (auto p = cache.Put(ref.object, *got); !p) return Fail(p.error());
+  if (auto p = cache.PutChecked(ref.object, *got); !p) return Fail(p.error());
   if (fetched) *fetched = true;
   return plain;
 }

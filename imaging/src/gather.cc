@@ -53,10 +53,13 @@ size_t Gatherer::missing() const {
   return n;
 }
 
-void Gatherer::StartFetching() {
+void Gatherer::StartFetching(const std::vector<const ChunkRef*>& uses) {
   std::lock_guard lock(mu_);
   fetching_ = true;
   fetch_failed_ = false;
+  uses_.assign(unique_.size(), 0);
+  for (const ChunkRef* c : uses)
+    if (auto it = by_object_.find(c->object); it != by_object_.end()) ++uses_[it->second];
 }
 
 ExpectedVoid Gatherer::FetchMissing() {
@@ -65,6 +68,7 @@ ExpectedVoid Gatherer::FetchMissing() {
     std::lock_guard lock(mu_);
     fetching_ = false;
     fetch_failed_ = !r;
+    if (!r) handoff_.clear(), handoff_bytes_ = 0;
   }
   arrived_.notify_all();
   return r;
@@ -83,18 +87,21 @@ ExpectedVoid Gatherer::FetchAll() {
   // Verified completely (stored digest, then decoded) and kept, so that a bad
   // chunk stops the deploy before the target is touched.
   auto keep = [&](size_t k, std::string_view stored) -> ExpectedVoid {
-    const ChunkRef& ref = unique_[todo[k]];
-    if (stored.size() != ref.stored_size || Digest::Of(stored) != ref.object)
-      return Fail(Errc::kCrypto, "chunk " + ref.object.Hex().substr(0, 16) +
-                                     " does not match its digest (altered or truncated): refused");
-    if (auto plain = DecodeChunk(ref, stored); !plain) return Fail(plain.error());
-    if (auto p = cache_.Put(ref.object, stored); !p) return p;
+    size_t i = todo[k];
+    const ChunkRef& ref = unique_[i];
+    auto plain = DecodeChunk(ref, stored);  // checks the stored digest first
+    if (!plain) return Fail(plain.error());
+    if (auto p = cache_.PutChecked(ref.object, stored); !p) return p;
     ticker_.Add(stored.size(), 1);
     {
       std::lock_guard lock(mu_);
-      where_[todo[k]] = Where::kCache;
+      where_[i] = Where::kCache;
       ++fetched_;
       fetched_bytes_ += stored.size();
+      if (fetching_ && handoff_bytes_ + plain->size() <= kHandoffBytes) {
+        handoff_bytes_ += plain->size();
+        handoff_.emplace(i, Handoff{std::move(*plain), uses_[i]});
+      }
     }
     arrived_.notify_all();
     return {};
@@ -148,6 +155,17 @@ Expected<std::string> Gatherer::Plain(const ChunkRef& ref, const SeedRead& read)
       return Fail(Errc::kUnavailable, "chunk " + ref.object.Hex().substr(0, 16) + " was not fetched: the fetch failed");
     where = where_[i];
     seed = seeds_[i];
+    if (auto h = handoff_.find(i); h != handoff_.end()) {  // just fetched and checked: no second decode
+      std::string plain;
+      if (--h->second.uses_left == 0) {
+        plain = std::move(h->second.plain);
+        handoff_bytes_ -= plain.size();
+        handoff_.erase(h);
+      } else {
+        plain = h->second.plain;
+      }
+      return plain;
+    }
   }
   if (where == Where::kSeed) {
     std::string buf(ref.size, '\0');

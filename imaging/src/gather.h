@@ -39,8 +39,11 @@ class Gatherer {
   ExpectedVoid FetchMissing();
   // Writing while fetching: from this call until FetchMissing returns,
   // Plain() waits for a chunk that is still being fetched instead of fetching
-  // it itself; once the fetch has failed it returns an error at once.
-  void StartFetching();
+  // it itself; once the fetch has failed it returns an error at once. `uses`
+  // lists every chunk reference the writers will ask for, in any order:
+  // a fetched chunk is handed to them decoded (up to kHandoffBytes held at a
+  // time) until its last use, instead of being read and decoded again.
+  void StartFetching(const std::vector<const ChunkRef*>& uses);
   // Plain bytes of a chunk for writing, verified.
   Expected<std::string> Plain(const ChunkRef& ref, const SeedRead& read);
 
@@ -66,6 +69,14 @@ class Gatherer {
   std::mutex mu_;  // where_, seeds_ and the counters below while threads run
   std::condition_variable arrived_;
   bool fetching_ = false, fetch_failed_ = false;
+  struct Handoff {
+    std::string plain;
+    uint32_t uses_left;
+  };
+  static constexpr uint64_t kHandoffBytes = 64u << 20;
+  std::vector<uint32_t> uses_;  // by unique_ index
+  std::unordered_map<size_t, Handoff> handoff_;
+  uint64_t handoff_bytes_ = 0;
   uint64_t from_cache_ = 0, seeded_ = 0, fetched_ = 0, fetched_bytes_ = 0;
   std::atomic<uint64_t> late_fetched_{0}, late_fetched_bytes_{0};
 };

@@ -100,7 +100,7 @@ void DropCache(const Fd& fd);
 // drops them from the cache so that the next read of the range reaches the
 // device (WriteBackAndDrop). Pages dirtied again meanwhile stay cached.
 uint64_t PageSize();  // a power of two
-void StartWriteback(const Fd& fd, uint64_t offset, uint64_t len);
+void StartWriteback(const Fd& fd, uint64_t offset, uint64_t len);  // len 0: to the end of the file
 ExpectedVoid WriteBackAndDrop(const Fd& fd, uint64_t offset, uint64_t len);
 
 // Durability and swapping.

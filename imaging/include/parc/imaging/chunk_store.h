@@ -67,6 +67,9 @@ class ChunkStore {
   // Keeps stored bytes under their digest; refuses bytes that do not hash to
   // `object` (Errc::kCrypto). Putting an object already present does nothing.
   virtual ExpectedVoid Put(const Digest& object, std::string_view stored) = 0;
+  // Put for bytes the caller has just checked against `object` (DecodeChunk
+  // did): a store may skip hashing them again.
+  virtual ExpectedVoid PutChecked(const Digest& object, std::string_view stored) { return Put(object, stored); }
   // Drops an object (a corrupt one found by a reader); absent is fine.
   virtual ExpectedVoid Remove(const Digest& object) = 0;
   // Makes every object Put so far durable (one filesystem sync, not one
@@ -86,6 +89,7 @@ class DirChunkStore final : public ChunkStore {
   bool Has(const Digest& object) const override;
   Expected<std::string> Get(const Digest& object) const override;
   ExpectedVoid Put(const Digest& object, std::string_view stored) override;
+  ExpectedVoid PutChecked(const Digest& object, std::string_view stored) override;
   ExpectedVoid Remove(const Digest& object) override;
   ExpectedVoid Sync() override;
 
