@@ -209,6 +209,7 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
   o.trusted = *trusted;
   o.progress = Reporter(env, StateOfPhase, m->name + " " + m->version);
   bool block = m->kind == imaging::ImageKind::kBlock;
+  o.verify = !block;  // a block target is always read back and checked
   if (!block) {
     // A first deployment to /srv/ws may find no /srv yet.
     std::error_code ec;
@@ -219,23 +220,8 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
                       : imaging::DeployTree(im.manifest_json(), im.signature(), *target, **cache, &fetcher, o);
   if (!report) return Failed(job.job_id(), "image " + m->name + " " + m->version + " not deployed: " + report.error().message());
   if (!block) {
-    // The swapped-in tree is checked against the image before the previous
-    // tree (the rollback point) is dropped.
-    env.progress(v1::JobUpdate::VERIFYING, 0, "verifying the deployed tree", 0, 0);
-    auto image = imaging::LoadImage(*m, **cache, nullptr);
-    Expected<imaging::VerifyReport> check = Fail(Errc::kInternal, "not verified");
-    if (image)
-      check = imaging::VerifyTree(*image, *target);
-    else
-      check = Fail(image.error());
-    if (!check || !check->ok()) {
-      std::string why = !check ? check.error().message()
-                               : std::to_string(check->differences.size()) + " difference(s), first " +
-                                     check->differences.front().path + ": " + check->differences.front().what;
-      auto rolled = imaging::RollbackTree(*target);
-      return Failed(job.job_id(), "image " + m->name + " " + m->version + " deployed but not as signed (" + why + "); " +
-                                      (rolled ? "the previous tree is back" : "rollback failed: " + rolled.error().message()));
-    }
+    // The new tree was checked against the image before the swap (o.verify);
+    // committing drops the previous tree (the rollback point).
     if (auto c = imaging::CommitTree(*target); !c)
       return Failed(job.job_id(), "image deployed and verified but not committed: " + c.error().message());
   }

@@ -6,6 +6,7 @@
 #include "parc/common/files.h"
 #include "parc/common/timeutil.h"
 #include "parc/imaging/deploy.h"
+#include "parc/imaging/inspect.h"
 #include "parc/packages/rootfs.h"
 #include "stream.h"
 #include "sys.h"
@@ -371,6 +372,19 @@ ExpectedVoid ScanSeeds(const Image& image, const sys::Fd& target, Gatherer& g, c
   });
 }
 
+ExpectedVoid VerifyNewTree(const Image& image, const fs::path& staging, const DeployOptions& o) {
+  VerifyOptions vo;
+  vo.threads = o.threads;
+  vo.progress = o.progress;
+  auto check = VerifyTree(image, staging, vo);
+  if (!check) return Fail(check.error().WithContext("checking the new tree"));
+  if (check->ok()) return {};
+  const Difference& d = check->differences.front();
+  return Fail(Errc::kCrypto, "the new tree differs from the signed image (" + std::to_string(check->differences.size()) +
+                                 " difference(s), first " + d.path + ": " + d.what +
+                                 (d.detail.empty() ? "" : ", " + d.detail) + ")");
+}
+
 ExpectedVoid CheckTarget(const Paths& p) {
   auto parent = sys::LStat(p.parent);
   if (!parent || parent->type != sys::Type::kDir)
@@ -396,6 +410,8 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
   ChunkFetcher* fetcher = counting ? &*counting : nullptr;
   auto image = internal::OpenSignedImage(manifest_json, signature, ImageKind::kTree, cache, fetcher, o);
   if (!image) return Fail(image.error().WithContext("deploy to " + target.string()));
+  if (o.verify && o.owners_by_name)
+    return Fail(Errc::kInvalidArgument, "verifying a tree deployed with owners by name is not supported");
   auto paths = PathsFor(target);
   if (!paths) return Fail(paths.error());
   const Paths& p = *paths;
@@ -415,6 +431,13 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
     if (auto s = SettleSwap(p, j); !s) return ctx(s.error());
     if (j.state == "swapped" || j.state == "rolling-back") {
       if (j.state == "swapped" && j.image_id == report.image_id) {
+        // Swapped in before an interruption, not committed yet: checked in place.
+        if (o.verify)
+          if (auto v = VerifyNewTree(*image, p.target, o); !v) {
+            auto rolled = RollbackTree(p.target);
+            return ctx(Error(v.error().code(), v.error().message() + "; " +
+                                                  (rolled ? "the previous tree is back" : "rollback failed: " + rolled.error().message())));
+          }
         report.already_deployed = true;
         if (j.had_target) report.previous = p.previous;
         return report;
@@ -441,6 +464,12 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
   Journal j;
   if (staged_ready) {
     j = **journal;
+    if (o.verify)
+      if (auto v = VerifyNewTree(*image, p.staging, o); !v) {
+        (void)sys::RemoveTree(p.staging);
+        (void)RemoveJournal(p);
+        return ctx(v.error().WithContext("not swapped in"));
+      }
   } else {
     uint64_t need = image->manifest.size + image->entries.size() * 4096ull;
     if (auto free = sys::FreeBytes(p.parent); free && *free < need)
@@ -498,8 +527,15 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
     if (w) ticker.Add(write_ticker.bytes() - ticker.bytes(), write_ticker.items() - ticker.items());
     if (!ticker.Tick(true)) return discard(Ticker::Cancelled());
     if (!w) return discard(w.error());
+    // Checked while the device catches up: the check reads what was written.
+    internal::Background syncing([&] { return sys::SyncFilesystem(*staging_fd); });
+    if (o.verify)
+      if (auto v = VerifyNewTree(*image, p.staging, o); !v) {
+        (void)syncing.Wait();
+        return discard(v.error().WithContext("not swapped in"));
+      }
     ticker.Phase("sync", 0, 0);
-    if (auto s = sys::SyncFilesystem(*staging_fd); !s) return discard(s.error());
+    if (auto s = syncing.Wait([&] { ticker.Tick(); }); !s) return discard(s.error());
     gatherer.Fill(report);
     report.written_bytes = writer.written();
     j.state = "staged";

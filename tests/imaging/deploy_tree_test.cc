@@ -511,6 +511,54 @@ TEST_CASE("deploy tree: cancelling from the progress callback leaves the target 
   CHECK_FALSE(f.Leftovers());
 }
 
+TEST_CASE("deploy tree: with verify, the new tree is checked before the swap; a difference keeps the old tree", "[deploy][tree][verify]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  TestFetcher fetcher(f.env.server());
+  DeployOptions o = f.env.Options();
+  o.verify = true;
+  REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, o));
+  REQUIRE_VOID_OK(CommitTree(f.target));
+  auto before = TakeSnapshot(f.target);
+  ChangeALittle(f.src);
+  auto v2 = f.env.CaptureTreeSigned(f.src, "2", &v1.image());
+  fs::path staged_big = f.target.parent_path() / ".ws1.parc-new" / "data/big";
+
+  SECTION("a byte changed in the new tree after it was written is found, the target keeps v1") {
+    bool altered = false;
+    o.progress = [&](const Progress& p) {
+      // The check's first callback: the new tree is complete, not swapped in.
+      if ((p.phase == "scan" || p.phase == "verify") && !altered) {
+        std::string big = test::ReadFileOrEmpty(staged_big);
+        REQUIRE(big.size() > 1000);
+        big[1000] ^= 0x01;
+        test::WriteFile(staged_big, big);
+        altered = true;
+      }
+      return true;
+    };
+    auto r = DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &fetcher, o);
+    REQUIRE(altered);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().Is(Errc::kCrypto));
+    CHECK_THAT(r.error().message(), Catch::Contains("not swapped in") && Catch::Contains("/data/big: content"));
+    CHECK(DiffSnapshots(before, TakeSnapshot(f.target)) == "");
+    CHECK_FALSE(f.Leftovers());
+    CHECK_FALSE(REQUIRE_OK(InspectTree(f.target)).state == TreeDeployment::State::kSwapped);
+  }
+  SECTION("an unaltered tree passes and is swapped in") {
+    auto r = REQUIRE_OK(DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &fetcher, o));
+    CHECK(r.previous == f.target.parent_path() / ".ws1.parc-previous");
+    CHECK(DiffSnapshots(TakeSnapshot(f.src), TakeSnapshot(f.target)) == "");
+  }
+  SECTION("not with owners by name") {
+    o.owners_by_name = true;
+    auto r = DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &fetcher, o);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().Is(Errc::kInvalidArgument));
+  }
+}
+
 TEST_CASE("deploy tree: owners by name through another root's accounts", "[deploy][tree]") {
   Fixture f;
   auto v1 = f.env.CaptureTreeSigned(f.src, "1");

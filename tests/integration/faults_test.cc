@@ -84,13 +84,15 @@ TEST_CASE("an agent kept offline delivers its outbox, in order, after reconnecti
   Agent agent(dir / "agent", root);
   REQUIRE(agent.Enroll(server, token, fp).exit_code == 0);
   agent.Start(1);
-  REQUIRE(WaitFor([&] { return Delivered(server, agent); }));
+  // Generous bounds (not timings): under a parallel ctest on two cores the
+  // first inventory and each report while offline took over 20 s at times.
+  REQUIRE(WaitFor([&] { return Delivered(server, agent); }, 60s));
 
   server.Stop();
   AddDpkgPackage(root, "offline-one", "1.0");
-  REQUIRE(WaitFor([&] { return agent.Status().value("pending_reports", 0) >= 1; }));
+  REQUIRE(WaitFor([&] { return agent.Status().value("pending_reports", 0) >= 1; }, 60s));
   AddDpkgPackage(root, "offline-two", "1.0");
-  REQUIRE(WaitFor([&] { return agent.Status().value("pending_reports", 0) >= 2; }));
+  REQUIRE(WaitFor([&] { return agent.Status().value("pending_reports", 0) >= 2; }, 60s));
   // An agent restart while offline keeps the outbox.
   agent.Stop();
   agent.Start(1);

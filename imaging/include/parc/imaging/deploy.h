@@ -45,6 +45,11 @@ struct DeployOptions {
   // names that are empty or unknown there keep their numeric id.
   bool owners_by_name = false;
   std::filesystem::path accounts_root;
+  // Tree: the new tree is compared with the image (VerifyTree: every entry's
+  // type, metadata and content) while it is synced and before it is swapped
+  // in; a difference refuses the deployment and the target stays as it was.
+  // Not with owners_by_name (the owners then differ from the image's ids).
+  bool verify = false;
   // Block: where chunks found elsewhere in the target are kept while the
   // target is rewritten (an unnamed temporary file); default the target's
   // directory for a file, the system temporary directory for a device.
