@@ -207,6 +207,10 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
   GrpcFetcher fetcher(env.channels, env.crash_at == "image-mid-fetch");
   imaging::DeployOptions o;
   o.trusted = *trusted;
+  // A server restart mid-fetch is waited out (1+2+3+4+5+5+5 s), then the
+  // job fails with what it fetched kept in the cache for the next attempt.
+  o.fetch_attempts = 8;
+  o.fetch_retry_delay = std::chrono::seconds(1);
   o.progress = Reporter(env, StateOfPhase, m->name + " " + m->version);
   bool block = m->kind == imaging::ImageKind::kBlock;
   o.verify = !block;  // a block target is always read back and checked

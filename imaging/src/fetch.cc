@@ -1,6 +1,7 @@
 #include "fetch.h"
 
 #include <algorithm>
+#include <thread>
 
 namespace parc::imaging::internal {
 
@@ -8,11 +9,13 @@ namespace {
 std::string Short(const Digest& d) { return d.Hex().substr(0, 16); }
 }  // namespace
 
-Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, unsigned attempts) {
+Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, unsigned attempts,
+                                  std::chrono::milliseconds retry_delay) {
   std::string data;
   data.reserve(ref.stored_size);
   Error last;
   for (unsigned attempt = 0; attempt < std::max(1u, attempts); ++attempt) {
+    if (attempt > 0 && retry_delay.count() > 0) std::this_thread::sleep_for(retry_delay * std::min(attempt, 5u));
     auto r = fetcher.Fetch(ref, data.size(), [&](std::string_view piece) -> ExpectedVoid {
       if (data.size() + piece.size() > ref.stored_size)
         return Fail(Errc::kCrypto, "chunk " + Short(ref.object) + " is longer than its index says: refused");
@@ -31,7 +34,7 @@ Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, un
 }
 
 Expected<std::string> ReadChunk(const ChunkRef& ref, ChunkStore& cache, ChunkFetcher* fetcher, unsigned attempts,
-                                bool* fetched) {
+                                bool* fetched, std::chrono::milliseconds retry_delay) {
   if (fetched) *fetched = false;
   auto stored = cache.Get(ref.object);
   if (stored) {
@@ -43,7 +46,7 @@ Expected<std::string> ReadChunk(const ChunkRef& ref, ChunkStore& cache, ChunkFet
     return Fail(stored.error());
   }
   if (!fetcher) return Fail(Errc::kNotFound, "chunk " + Short(ref.object) + " is not in the cache and there is no source");
-  auto got = FetchStored(ref, *fetcher, attempts);
+  auto got = FetchStored(ref, *fetcher, attempts, retry_delay);
   if (!got) return Fail(got.error());
   auto plain = DecodeChunk(ref, *got);
   if (!plain) return plain;

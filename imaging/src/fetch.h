@@ -3,18 +3,23 @@
 // accepts more bytes than the index declares, and verifies before returning.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "parc/imaging/chunk_store.h"
 
 namespace parc::imaging::internal {
 
-// Stored bytes of ref, verified against ref.object (not decompressed).
-Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, unsigned attempts);
+// Stored bytes of ref, verified against ref.object (not decompressed). After
+// a transient failure (Errc::kUnavailable) the next attempt waits
+// retry_delay times the attempt number (at most 5 times it), so that a
+// server restart can be waited out.
+Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, unsigned attempts,
+                                  std::chrono::milliseconds retry_delay = {});
 
 // Plain bytes of ref: from the cache if it holds a good copy (a corrupt one is
 // removed), else from the fetcher (kept in the cache). fetcher may be null.
 Expected<std::string> ReadChunk(const ChunkRef& ref, ChunkStore& cache, ChunkFetcher* fetcher, unsigned attempts,
-                                bool* fetched = nullptr);
+                                bool* fetched = nullptr, std::chrono::milliseconds retry_delay = {});
 
 }  // namespace parc::imaging::internal

@@ -133,7 +133,7 @@ ExpectedVoid Gatherer::FetchAll() {
     if (!many && !many.error().Is(Errc::kUnavailable)) return Fail(many.error());
     for (size_t i = 0; i < refs.size(); ++i) {
       if (got[i]) continue;
-      auto stored = FetchStored(refs[i], *fetcher_, options_.fetch_attempts);
+      auto stored = FetchStored(refs[i], *fetcher_, options_.fetch_attempts, options_.fetch_retry_delay);
       if (!stored) return Fail(stored.error());
       if (auto kept = keep(first + i, *stored); !kept) return kept;
     }
@@ -174,7 +174,7 @@ Expected<std::string> Gatherer::Plain(const ChunkRef& ref, const SeedRead& read)
     // The target changed since it was scanned: fall through to a fetch.
   }
   bool fetched = false;
-  auto plain = ReadChunk(ref, cache_, fetcher_, options_.fetch_attempts, &fetched);
+  auto plain = ReadChunk(ref, cache_, fetcher_, options_.fetch_attempts, &fetched, options_.fetch_retry_delay);
   if (plain && fetched) {
     late_fetched_.fetch_add(1);
     late_fetched_bytes_.fetch_add(ref.stored_size);

@@ -1,4 +1,9 @@
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string_view>
 
 #include "parc/common/hash.h"
 #include "parc/common/log.h"
@@ -103,6 +108,19 @@ grpc::Status AgentServiceImpl::GetContent(grpc::ServerContext* context, const v1
   return grpc::Status::OK;
 }
 
+namespace {
+// Test-only fault injection (PARC_CRASH_AT=server-mid-objects): the server
+// SIGKILLs itself after sending ten objects, as a crash or a power cut would.
+bool CrashMidObjects() {
+  static const bool on = [] {
+    const char* v = std::getenv("PARC_CRASH_AT");
+    return v && std::string_view(v) == "server-mid-objects";
+  }();
+  return on;
+}
+std::atomic<int> objects_sent{0};
+}  // namespace
+
 grpc::Status AgentServiceImpl::GetObjects(grpc::ServerContext* context, const v1::GetObjectsRequest* request,
                                           grpc::ServerWriter<v1::ObjectData>* writer) {
   constexpr int kMaxObjects = 1024;
@@ -129,6 +147,7 @@ grpc::Status AgentServiceImpl::GetObjects(grpc::ServerContext* context, const v1
     }
     msg.set_sha256(digest);
     if (!writer->Write(msg)) break;  // client gone
+    if (CrashMidObjects() && ++objects_sent == 10) ::raise(SIGKILL);
   }
   return grpc::Status::OK;
 }

@@ -124,6 +124,8 @@ void Server::Kill() {
   if (process_) process_->Kill();
 }
 
+bool Server::Running() const { return process_ && process_->Running(); }
+
 std::string Server::Log() const { return process_ ? process_->Log() : std::string(); }
 
 CommandResult Server::Ctl(std::vector<std::string> args) const {

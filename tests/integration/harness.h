@@ -53,6 +53,7 @@ class Server {
   void Start();
   void Stop();
   void Kill();
+  bool Running() const;
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   uint16_t port() const { return port_; }
   const std::filesystem::path& state_dir() const { return state_dir_; }

@@ -391,6 +391,44 @@ TEST_CASE("images: a deployment cut off by an agent crash resumes with the chunk
   CHECK(verified.exit_code == 0);
 }
 
+TEST_CASE("images: a server killed in the middle of sending chunks is waited for; the deployment completes after its restart",
+          "[integration][image]") {
+  ImageLab lab;
+  fs::path master = lab.dir / "master";
+  BuildMaster(master);
+  auto v1 = lab.Capture(master, "1");
+  uint64_t chunks = U64(v1, "chunks");
+  REQUIRE(chunks > 10);
+
+  lab.server.Stop();
+  // Test-only fault injection: the server SIGKILLs itself after sending ten chunks.
+  ::setenv("PARC_CRASH_AT", "server-mid-objects", 1);
+  lab.server.Start();
+  ::unsetenv("PARC_CRASH_AT");
+  REQUIRE(WaitFor([&] { return lab.server.CtlJson({"host", "show", lab.id})["summary"]["online"] == true; }, 60s));
+  auto d = lab.server.CtlJson({"image", "deploy", "ws=1", "--to", "host:" + lab.id, "--target", "/srv/ws"});
+  std::string dep = d["deployment_id"];
+  REQUIRE(WaitFor([&] { return !lab.server.Running(); }, 60s));
+  CHECK(!fs::exists(lab.Target()));  // nothing swapped in
+  lab.server.Start();  // the agent's fetch retries meanwhile (1 s, 2 s, ... apart)
+  nlohmann::json job;
+  REQUIRE(WaitFor(
+      [&] {
+        auto r = lab.server.Ctl({"deploy", "status", dep, "--json"});
+        if (r.exit_code != 0 && r.exit_code != 1) return false;
+        job = nlohmann::json::parse(r.out)["jobs"][0];
+        return job["state"] == "succeeded" || job["state"] == "failed";
+      },
+      90s));
+  INFO(job.dump(2) << lab.agent->Log());
+  REQUIRE(job["state"] == "succeeded");
+  auto stats = nlohmann::json::parse(job["output"].get<std::string>());
+  CHECK(U64(stats, "fetched") + U64(stats, "from_cache") + U64(stats, "seeded") == chunks);
+  auto verified = lab.Verify("1");
+  INFO(verified.out << verified.err);
+  CHECK(verified.exit_code == 0);
+}
+
 TEST_CASE("images: a block image (a disk image file) deployed to a file target, then a small change",
           "[integration][image]") {
   ImageLab lab;

@@ -17,6 +17,7 @@
 // verified chunk by chunk.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -38,6 +39,9 @@ struct DeployOptions {
   unsigned threads = 0;                 // 0: one per core
   unsigned fetch_parallelism = 4;       // concurrent ChunkFetcher::Fetch calls
   unsigned fetch_attempts = 3;          // per chunk, resuming on Errc::kUnavailable
+  // Wait before the next attempt: this times the attempt number, at most 5
+  // times it (an agent waits out a server restart); 0: at once.
+  std::chrono::milliseconds fetch_retry_delay{0};
   bool seed = true;                     // reuse the target's current content
   // Owners: the numeric ids of the image (right for a whole OS tree, whose
   // /etc/passwd comes with it), or its user/group names looked up in the
