@@ -513,11 +513,19 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
       if (e.type == EntryType::kFile)
         for (const auto& c : e.chunks) uses.push_back(&c);
     gatherer.StartFetching(uses);
-    internal::Background writing([&] { return writer.Write(); });
+    std::atomic<bool> writer_failed_first{false};
+    internal::Background writing([&]() -> ExpectedVoid {
+      auto r = writer.Write();
+      if (!r && gatherer.Fetching()) {  // a full disk, say: no point fetching on
+        writer_failed_first = true;
+        ticker.Cancel();
+      }
+      return r;
+    });
     if (auto f = gatherer.FetchMissing(); !f) {
       write_ticker.Cancel();
-      (void)writing.Wait();
-      return discard(f.error());
+      auto w = writing.Wait();
+      return discard(!w && writer_failed_first ? w.error() : f.error());
     }
     ticker.Phase("write", image->manifest.size, image->entries.size());
     auto w = writing.Wait([&] {

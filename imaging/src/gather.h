@@ -44,6 +44,10 @@ class Gatherer {
   // a fetched chunk is handed to them decoded (up to kHandoffBytes held at a
   // time) until its last use, instead of being read and decoded again.
   void StartFetching(const std::vector<const ChunkRef*>& uses);
+  bool Fetching() {
+    std::lock_guard lock(mu_);
+    return fetching_;
+  }
   // Plain bytes of a chunk for writing, verified.
   Expected<std::string> Plain(const ChunkRef& ref, const SeedRead& read);
 
