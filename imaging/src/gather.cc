@@ -98,7 +98,7 @@ ExpectedVoid Gatherer::FetchAll() {
       where_[i] = Where::kCache;
       ++fetched_;
       fetched_bytes_ += stored.size();
-      if (fetching_ && handoff_bytes_ + plain->size() <= kHandoffBytes) {
+      if (fetching_ && uses_[i] > 0 && handoff_bytes_ + plain->size() <= kHandoffBytes) {
         handoff_bytes_ += plain->size();
         handoff_.emplace(i, Handoff{std::move(*plain), uses_[i]});
       }

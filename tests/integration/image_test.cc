@@ -107,10 +107,17 @@ struct ImageLab {
     return nlohmann::json::parse(r.out);
   }
 
-  // Deploys ws=version to the agent's /srv/ws and waits for the job's end.
-  nlohmann::json Deploy(const std::string& version) {
+  // Starts deploying ws=version to the agent's /srv/ws: the deployment id.
+  std::string StartDeploy(const std::string& version) {
     auto d = server.CtlJson({"image", "deploy", "ws=" + version, "--to", "host:" + id, "--target", "/srv/ws"});
-    std::string dep = d["deployment_id"];
+    return d["deployment_id"];
+  }
+
+  // Deploys ws=version to the agent's /srv/ws and waits for the job's end.
+  nlohmann::json Deploy(const std::string& version) { return WaitJob(StartDeploy(version)); }
+
+  // The deployment's (only) job once it has succeeded or failed.
+  nlohmann::json WaitJob(const std::string& dep, std::chrono::seconds timeout = 60s) {
     nlohmann::json job;
     REQUIRE(WaitFor(
         [&] {
@@ -121,7 +128,7 @@ struct ImageLab {
           job = s["jobs"][0];
           return job["state"] == "succeeded" || job["state"] == "failed";
         },
-        60s));
+        timeout));
     return job;
   }
 
@@ -366,20 +373,11 @@ TEST_CASE("images: a deployment cut off by an agent crash resumes with the chunk
   ::setenv("PARC_CRASH_AT", "image-mid-fetch", 1);
   lab.agent->Start();
   ::unsetenv("PARC_CRASH_AT");
-  auto d = lab.server.CtlJson({"image", "deploy", "ws=1", "--to", "host:" + lab.id, "--target", "/srv/ws"});
-  std::string dep = d["deployment_id"];
+  std::string dep = lab.StartDeploy("1");
   REQUIRE(WaitFor([&] { return !lab.agent->Running(); }, 60s));
   CHECK(!fs::exists(lab.Target()));  // nothing swapped in
   lab.agent->Start();
-  nlohmann::json job;
-  REQUIRE(WaitFor(
-      [&] {
-        auto r = lab.server.Ctl({"deploy", "status", dep, "--json"});
-        if (r.exit_code != 0 && r.exit_code != 1) return false;
-        job = nlohmann::json::parse(r.out)["jobs"][0];
-        return job["state"] == "succeeded" || job["state"] == "failed";
-      },
-      60s));
+  nlohmann::json job = lab.WaitJob(dep);
   INFO(job.dump(2) << lab.agent->Log());
   REQUIRE(job["state"] == "succeeded");
   auto stats = nlohmann::json::parse(job["output"].get<std::string>());
@@ -406,20 +404,11 @@ TEST_CASE("images: a server killed in the middle of sending chunks is waited for
   lab.server.Start();
   ::unsetenv("PARC_CRASH_AT");
   REQUIRE(WaitFor([&] { return lab.server.CtlJson({"host", "show", lab.id})["summary"]["online"] == true; }, 60s));
-  auto d = lab.server.CtlJson({"image", "deploy", "ws=1", "--to", "host:" + lab.id, "--target", "/srv/ws"});
-  std::string dep = d["deployment_id"];
+  std::string dep = lab.StartDeploy("1");
   REQUIRE(WaitFor([&] { return !lab.server.Running(); }, 60s));
   CHECK(!fs::exists(lab.Target()));  // nothing swapped in
   lab.server.Start();  // the agent's fetch retries meanwhile (1 s, 2 s, ... apart)
-  nlohmann::json job;
-  REQUIRE(WaitFor(
-      [&] {
-        auto r = lab.server.Ctl({"deploy", "status", dep, "--json"});
-        if (r.exit_code != 0 && r.exit_code != 1) return false;
-        job = nlohmann::json::parse(r.out)["jobs"][0];
-        return job["state"] == "succeeded" || job["state"] == "failed";
-      },
-      90s));
+  nlohmann::json job = lab.WaitJob(dep, 90s);
   INFO(job.dump(2) << lab.agent->Log());
   REQUIRE(job["state"] == "succeeded");
   auto stats = nlohmann::json::parse(job["output"].get<std::string>());
