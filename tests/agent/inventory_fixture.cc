@@ -331,4 +331,18 @@ void BuildWorkstationRoot(const fs::path& r) {
             std::string("\x06\x00\x00\x00\x01", 5));
 }
 
+void MakeDistinctMachine(const fs::path& r, int n) {
+  const std::string two = (n < 10 ? "0" : "") + std::to_string(n % 100);
+  WriteFile(r / "etc/hostname", "pc" + std::to_string(n) + "\n");
+  const fs::path dmi = r / "sys/class/dmi/id";
+  WriteFile(dmi / "product_uuid", "4C4C4544-0042-3510-8052-B2C04F4E33" + two + "\n");
+  WriteFile(dmi / "product_serial", "PF1AB" + two + "\n");
+  WriteFile(dmi / "chassis_serial", "PF1AB" + two + "\n");
+  WriteFile(r / "sys/class/net/eth0/address", "3c:52:82:aa:bb:" + two + "\n");
+  WriteFile(r / "sys/class/net/wlan0/address", "a0:b1:c2:d3:e4:" + two + "\n");
+  WriteFile(r / "run/udev/data/b8:0", "S:disk/by-id/ata-WDC\nE:ID_SERIAL=WDC_WD5000LPLX-0_WD-WX" + two +
+                                          "\nE:ID_SERIAL_SHORT=WD-WX" + two + "\n");
+  WriteFile(r / "sys/block/nvme0n1/device/serial", "S4EVNX0N1234" + two + "\n");
+}
+
 }  // namespace parc::test

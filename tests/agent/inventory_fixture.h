@@ -24,4 +24,10 @@ std::string MakeEdid(const EdidSpec& spec);
 // of the inventory has something to find (see inventory_root_test.cc).
 void BuildWorkstationRoot(const std::filesystem::path& root);
 
+// Makes a workstation root machine number n of a lab: its own hostname
+// (pcN), SMBIOS UUID and serials, MACs and disk serials, so that the server
+// neither flags two lab machines as clones nor takes one for a reinstall of
+// another (which would supersede the older record).
+void MakeDistinctMachine(const std::filesystem::path& root, int n);
+
 }  // namespace parc::test

@@ -36,12 +36,7 @@ struct Fleet {
     for (int i = 0; i < n; ++i) {
       fs::path root = dir / ("root" + std::to_string(i));
       BuildWorkstationRoot(root);
-      // Distinct machines: their own hostname, SMBIOS identity and MACs.
-      WriteFile(root / "etc/hostname", "pc" + std::to_string(i) + "\n");
-      WriteFile(root / "sys/class/dmi/id/product_uuid", "4C4C4544-0042-3510-8052-B2C04F4E33" + std::to_string(10 + i) + "\n");
-      WriteFile(root / "sys/class/dmi/id/product_serial", "SERIAL" + std::to_string(i) + "\n");
-      WriteFile(root / "sys/class/net/eth0/address", "3C:52:82:AA:BB:" + std::to_string(10 + i) + "\n");
-      WriteFile(root / "sys/class/net/wlan0/address", "a0:b1:c2:d3:e4:" + std::to_string(10 + i) + "\n");
+      MakeDistinctMachine(root, i);
       auto agent = std::make_unique<Agent>(dir / ("agent" + std::to_string(i)), root);
       auto [token, fp] = server.Token(group);
       auto r = agent->Enroll(server, token, fp);

@@ -38,9 +38,7 @@ struct Lab {
     for (int i = 0; i < n; ++i) {
       fs::path root = dir / ("root" + std::to_string(i));
       BuildWorkstationRoot(root);
-      WriteFile(root / "etc/hostname", "pc" + std::to_string(i) + "\n");
-      WriteFile(root / "sys/class/dmi/id/product_uuid", "4C4C4544-0042-3510-8052-B2C04F4E44" + std::to_string(10 + i) + "\n");
-      WriteFile(root / "sys/class/net/eth0/address", "3C:52:82:AA:CC:" + std::to_string(10 + i) + "\n");
+      MakeDistinctMachine(root, i);
       auto agent = std::make_unique<Agent>(dir / ("agent" + std::to_string(i)), root);
       auto [token, fp] = server.Token("lab");
       REQUIRE(agent->Enroll(server, token, fp).exit_code == 0);
