@@ -176,6 +176,10 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
     stash_end += buf.size();
     return true;
   });
+  // Everything is fetched and verified before the first write, unlike a tree
+  // (written into a staging directory while it is fetched): a block target
+  // has no staging copy, so writing while fetching would leave it half
+  // rewritten when a later chunk turns out tampered or the server is gone.
   if (auto f = gatherer.FetchMissing(); !f) return ctx(f.error());
 
   std::vector<size_t> order;  // the blocks to write, in image order

@@ -3,11 +3,17 @@
 // atomic swap with its rollback point, refusals that leave the target
 // untouched, and resumption after a failure or a kill at any step.
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include <cstring>
+#include <sstream>
+#include <thread>
 
 #include "imaging_fixture.h"
 #include "parc/common/files.h"
@@ -496,6 +502,116 @@ TEST_CASE("deploy tree: a deploy killed while writing or before the swap complet
     CHECK(DiffSnapshots(before, TakeSnapshot(f.target)) == "");
   }
   CHECK_FALSE(fs::exists(f.target.parent_path() / ".ws1.parc-new"));
+}
+
+namespace {
+
+// A fetcher as slow as a network: the writers run ahead of it.
+class SlowFetcher : public TestFetcher {
+ public:
+  using TestFetcher::TestFetcher;
+  ExpectedVoid Fetch(const ChunkRef& ref, uint64_t offset, const std::function<ExpectedVoid(std::string_view)>& sink) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    return TestFetcher::Fetch(ref, offset, sink);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("deploy tree: a disk too small, or filling up while chunks are fetched: the error says why, the fetch stops, the old tree stays", "[deploy][tree][full]") {
+  // The small disk is a 20 MiB tmpfs mounted over the targets' directory in
+  // a private mount namespace of a child process: the test machine's mount
+  // table never sees it. The cache stays on the real disk: what fills up is
+  // the tree being written. First the disk is too full from the start (the
+  // deployment refuses before writing), then something else fills it while
+  // the chunks are still being fetched.
+  Fixture f;
+  fs::path src = f.work.path() / "plain";
+  test::WriteFile(src / "etc/hostname", "ws1\n");
+  test::WriteFile(src / "usr/share/doc/readme", "version 1\n");
+  auto v1 = f.env.CaptureTreeSigned(src, "1");
+  test::WriteFile(src / "usr/share/doc/readme", "version 2\n");
+  test::WriteFile(src / "var/lib/big.bin", RandomData(12u << 20, 77));
+  auto v2 = f.env.CaptureTreeSigned(src, "2", &v1.image());
+  const size_t v2_chunks = v2.image().UniqueChunks().size();
+
+  int p[2];
+  REQUIRE(::pipe(p) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(p[0]);
+    std::ostringstream out;
+    auto say = [&](const std::string& s) {
+      out << s << "\n";
+      std::string text = out.str();
+      (void)!::write(p[1], text.data(), text.size());
+      ::_exit(0);
+    };
+    if (::unshare(CLONE_NEWNS) != 0) say(std::string("ERROR unshare: ") + std::strerror(errno));
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) say(std::string("ERROR private: ") + std::strerror(errno));
+    const fs::path small = f.target.parent_path();
+    if (::mount("parc-test", small.c_str(), "tmpfs", 0, "size=20m") != 0) say(std::string("ERROR mount: ") + std::strerror(errno));
+    TestFetcher first(f.env.server());
+    auto d1 = DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &first, f.env.Options());
+    if (!d1) say("ERROR v1: " + d1.error().message());
+    if (auto c = CommitTree(f.target); !c) say("ERROR commit: " + c.error().message());
+    auto before = TakeSnapshot(f.target);
+    const fs::path filler = small / "filler";
+    test::WriteFile(filler, std::string(16u << 20, 'x'));
+    TestFetcher early(f.env.server());
+    auto d0 = DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &early, f.env.Options());
+    out << "early=" << (d0 ? "deployed" : d0.error().message()) << "\n";
+    out << "early_fetched=" << early.chunks.load() << "\n";
+    fs::remove(filler);
+
+    SlowFetcher slow(f.env.server());
+    DeployOptions o = f.env.Options();
+    o.fetch_parallelism = 1;
+    bool filled = false;
+    o.progress = [&](const Progress& p) {
+      if (p.phase == "fetch" && !filled) {  // the free-space check has passed
+        test::WriteFile(filler, std::string(16u << 20, 'x'));
+        filled = true;
+      }
+      return true;
+    };
+    auto d2 = DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &slow, o);
+    fs::remove(filler);
+    out << "deployed=" << (d2 ? "yes" : "no") << "\n";
+    if (!d2) out << "error=" << d2.error().message() << "\n";
+    out << "fetched=" << slow.chunks.load() << "\n";
+    out << "diff=" << DiffSnapshots(before, TakeSnapshot(f.target)) << "\n";
+    out << "leftovers=" << (f.Leftovers() ? "yes" : "no") << "\n";
+    size_t entries = 0;
+    for (auto it = fs::directory_iterator(small); it != fs::directory_iterator(); ++it) ++entries;
+    say("entries=" + std::to_string(entries));
+  }
+  ::close(p[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(p[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  INFO("this test needs to create a mount namespace (root or CAP_SYS_ADMIN)");
+  INFO(out);
+  REQUIRE_THAT(out, !Catch::Contains("ERROR"));
+  CHECK_THAT(out, Catch::Contains("early=deploy of test-tree 2 to") && Catch::Contains("needs about 12 MiB, 3 MiB are free"));
+  // Only the index was fetched before the refusal.
+  CHECK_THAT(out, Catch::Contains("early_fetched=" + std::to_string(v2.image().manifest.body_chunks.size()) + "\n"));
+  CHECK_THAT(out, Catch::Contains("deployed=no"));
+  // The writer's own error, not the cancelled fetch's.
+  CHECK_THAT(out, Catch::Contains("big.bin: no space left on the target") && !Catch::Contains("cancelled"));
+  CHECK_THAT(out, Catch::Contains("diff=\n"));
+  CHECK_THAT(out, Catch::Contains("leftovers=no"));
+  CHECK_THAT(out, Catch::Contains("entries=1"));  // ws1 alone
+  // The fetch stopped when the writer failed instead of fetching the rest.
+  INFO(v2_chunks << " chunks in v2");
+  auto at = out.find("\nfetched=");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stoul(out.substr(at + 9)) < v2_chunks * 3 / 4);
 }
 
 TEST_CASE("deploy tree: cancelling from the progress callback leaves the target untouched", "[deploy][tree]") {
