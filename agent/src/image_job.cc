@@ -164,6 +164,22 @@ imaging::ProgressFn Reporter(const ImageJobEnv& env, const std::function<v1::Job
   };
 }
 
+// One cache for every image, in pack files (imaging::PackChunkStore): chunks
+// shared between versions are fetched once, what an interrupted deployment
+// fetched is there for the next attempt, and a capture's chunks are there for
+// deploying it back. Agents before the pack cache kept one file per chunk in
+// images/cache: that directory is only a cache, it is dropped.
+Expected<std::unique_ptr<imaging::PackChunkStore>> OpenCache(const AgentConfig& config) {
+  const fs::path images = config.state_dir / "images";
+  if (auto r = EnsureDirectory(images, 0700); !r) return Fail(r.error());
+  std::error_code ec;
+  if (fs::exists(images / "cache", ec)) {
+    fs::remove_all(images / "cache", ec);
+    if (ec) spdlog::warn("cannot remove the old chunk cache {}: {}", (images / "cache").string(), ec.message());
+  }
+  return imaging::PackChunkStore::Open(images / "chunks");
+}
+
 v1::JobUpdate::State StateOfPhase(std::string_view phase) {
   if (phase == "fetch") return v1::JobUpdate::DOWNLOADING;
   if (phase == "seed" || phase == "verify" || phase == "scan") return v1::JobUpdate::VERIFYING;
@@ -199,10 +215,7 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
   if (m->name != im.name() || m->version != im.version())
     return Failed(job.job_id(), "image refused: the signed manifest describes " + m->name + " " + m->version +
                                     ", the job asked for " + im.name() + " " + im.version());
-  // One cache for every image: chunks shared between versions are fetched once,
-  // and what an interrupted deployment fetched is there for the next attempt.
-  if (auto r = EnsureDirectory(config.state_dir / "images", 0700); !r) return Failed(job.job_id(), r.error().message());
-  auto cache = imaging::DirChunkStore::Open(config.state_dir / "images" / "cache");
+  auto cache = OpenCache(config);
   if (!cache) return Failed(job.job_id(), cache.error().message());
   GrpcFetcher fetcher(env.channels, env.crash_at == "image-mid-fetch");
   imaging::DeployOptions o;
@@ -254,9 +267,8 @@ v1::JobUpdate RunCaptureJob(const v1::Job& job, const ImageJobEnv& env) {
   bool tree = fs::is_directory(st);
   if (!tree && !fs::is_regular_file(st) && !fs::is_block_file(st))
     return Failed(job.job_id(), c.source() + " is neither a directory, a regular file nor a block device");
-  if (auto r = EnsureDirectory(config.state_dir / "images", 0700); !r) return Failed(job.job_id(), r.error().message());
   // Into the chunk cache: deploying this image to this host later fetches nothing.
-  auto cache = imaging::DirChunkStore::Open(config.state_dir / "images" / "cache");
+  auto cache = OpenCache(config);
   if (!cache) return Failed(job.job_id(), cache.error().message());
 
   imaging::CaptureOptions o;

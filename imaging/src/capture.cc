@@ -23,7 +23,8 @@ constexpr size_t kNone = static_cast<size_t>(-1);
 
 std::shared_ptr<std::string> NewBuffer(const std::string& carry, size_t extra) {
   auto buf = std::make_shared<std::string>();
-  buf->resize_and_overwrite(carry.size() + extra, [&](char* p, size_t n) {
+  const size_t n = carry.size() + extra;
+  buf->resize_and_overwrite(n, [&](char* p, size_t) {  // libstdc++ 12 passes the capacity, not n
     std::memcpy(p, carry.data(), carry.size());
     return n;
   });

@@ -30,13 +30,13 @@ ZSTD_DCtx* ThreadDCtx() {
   return ctx.get();
 }
 
-std::string Short(const Digest& d) { return d.Hex().substr(0, 16); }
-
 }  // namespace
 
 std::string Digest::Hex() const {
   return HexEncode(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
+
+std::string Digest::Short() const { return Hex().substr(0, 16); }
 
 Expected<Digest> Digest::FromHex(std::string_view hex) {
   if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string_view::npos)
@@ -90,10 +90,10 @@ Expected<std::string> EncodeChunk(std::string_view plain, int zstd_level, ChunkR
 
 Expected<std::string> DecodeChunk(const ChunkRef& ref, std::string_view stored) {
   if (stored.size() != ref.stored_size || Digest::Of(stored) != ref.object)
-    return Fail(Errc::kCrypto, "chunk " + Short(ref.object) + " does not match its digest (altered or truncated): refused");
+    return Fail(Errc::kCrypto, "chunk " + ref.object.Short() + " does not match its digest (altered or truncated): refused");
   unsigned long long declared = ZSTD_getFrameContentSize(stored.data(), stored.size());
   if (declared != ref.size || ZSTD_findFrameCompressedSize(stored.data(), stored.size()) != stored.size())
-    return Fail(Errc::kCrypto, "chunk " + Short(ref.object) + " is not one zstd frame of " + std::to_string(ref.size) +
+    return Fail(Errc::kCrypto, "chunk " + ref.object.Short() + " is not one zstd frame of " + std::to_string(ref.size) +
                                    " bytes: refused");
   ZSTD_DCtx* dctx = ThreadDCtx();
   if (!dctx) return Fail(Errc::kResourceExhausted, "cannot create a zstd context");
@@ -104,9 +104,9 @@ Expected<std::string> DecodeChunk(const ChunkRef& ref, std::string_view stored) 
     return ZSTD_isError(n) ? 0 : n;
   });
   if (ZSTD_isError(n) || n != ref.size)
-    return Fail(Errc::kCrypto, "chunk " + Short(ref.object) + " does not decompress: refused");
+    return Fail(Errc::kCrypto, "chunk " + ref.object.Short() + " does not decompress: refused");
   if (Digest::Of(plain) != ref.sha256)
-    return Fail(Errc::kCrypto, "chunk " + Short(ref.object) + " decompresses to other bytes than its index says: refused");
+    return Fail(Errc::kCrypto, "chunk " + ref.object.Short() + " decompresses to other bytes than its index says: refused");
   return plain;
 }
 
@@ -125,13 +125,13 @@ bool DirChunkStore::Has(const Digest& object) const { return sys::Exists(ObjectP
 
 Expected<std::string> DirChunkStore::Get(const Digest& object) const {
   auto data = sys::ReadWholeFile(ObjectPath(object), MaxStoredSize(16u << 20));
-  if (!data && data.error().Is(Errc::kNotFound)) return Fail(Errc::kNotFound, "chunk " + Short(object) + " is not in the store");
+  if (!data && data.error().Is(Errc::kNotFound)) return Fail(Errc::kNotFound, "chunk " + object.Short() + " is not in the store");
   return data;
 }
 
 ExpectedVoid DirChunkStore::Put(const Digest& object, std::string_view stored) {
   if (Digest::Of(stored) != object)
-    return Fail(Errc::kCrypto, "refusing to store bytes under " + Short(object) + ": they do not hash to it");
+    return Fail(Errc::kCrypto, "refusing to store bytes under " + object.Short() + ": they do not hash to it");
   return PutChecked(object, stored);
 }
 
@@ -166,7 +166,7 @@ ExpectedVoid StoreFetcher::Fetch(const ChunkRef& ref, uint64_t offset,
                                  const std::function<ExpectedVoid(std::string_view)>& sink) {
   auto data = source_.Get(ref.object);
   if (!data) return Fail(data.error());
-  if (offset > data->size()) return Fail(Errc::kInvalidArgument, "offset beyond the end of chunk " + Short(ref.object));
+  if (offset > data->size()) return Fail(Errc::kInvalidArgument, "offset beyond the end of chunk " + ref.object.Short());
   return sink(std::string_view(*data).substr(offset));
 }
 

@@ -6,7 +6,6 @@
 namespace parc::imaging::internal {
 
 namespace {
-std::string Short(const Digest& d) { return d.Hex().substr(0, 16); }
 }  // namespace
 
 Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, unsigned attempts,
@@ -18,19 +17,19 @@ Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, un
     if (attempt > 0 && retry_delay.count() > 0) std::this_thread::sleep_for(retry_delay * std::min(attempt, 5u));
     auto r = fetcher.Fetch(ref, data.size(), [&](std::string_view piece) -> ExpectedVoid {
       if (data.size() + piece.size() > ref.stored_size)
-        return Fail(Errc::kCrypto, "chunk " + Short(ref.object) + " is longer than its index says: refused");
+        return Fail(Errc::kCrypto, "chunk " + ref.object.Short() + " is longer than its index says: refused");
       data.append(piece);
       return {};
     });
     if (r) {
       if (data.size() != ref.stored_size || Digest::Of(data) != ref.object)
-        return Fail(Errc::kCrypto, "chunk " + Short(ref.object) + " does not match its digest (altered or truncated): refused");
+        return Fail(Errc::kCrypto, "chunk " + ref.object.Short() + " does not match its digest (altered or truncated): refused");
       return data;
     }
     last = r.error();
     if (!last.Is(Errc::kUnavailable)) break;
   }
-  return Fail(last.WithContext("fetching chunk " + Short(ref.object)));
+  return Fail(last.WithContext("fetching chunk " + ref.object.Short()));
 }
 
 Expected<std::string> ReadChunk(const ChunkRef& ref, ChunkStore& cache, ChunkFetcher* fetcher, unsigned attempts,
@@ -45,7 +44,7 @@ Expected<std::string> ReadChunk(const ChunkRef& ref, ChunkStore& cache, ChunkFet
   } else if (!stored.error().Is(Errc::kNotFound)) {
     return Fail(stored.error());
   }
-  if (!fetcher) return Fail(Errc::kNotFound, "chunk " + Short(ref.object) + " is not in the cache and there is no source");
+  if (!fetcher) return Fail(Errc::kNotFound, "chunk " + ref.object.Short() + " is not in the cache and there is no source");
   auto got = FetchStored(ref, *fetcher, attempts, retry_delay);
   if (!got) return Fail(got.error());
   auto plain = DecodeChunk(ref, *got);

@@ -56,6 +56,9 @@ Expected<Fd> OpenRead(const fs::path& path);                                    
 Expected<Fd> OpenWrite(const fs::path& path, bool create);                        // file or block device
 Expected<Fd> CreateFileAt(const Fd& dir, std::string_view name);                 // O_EXCL, mode 0600
 Expected<Fd> OpenTmpFile(const fs::path& dir);                                    // unnamed, gone when closed
+// An advisory exclusive lock on the whole file (flock), held until every
+// descriptor of this open file is closed; false when another holds it.
+Expected<bool> TryLock(const Fd& fd);
 
 // Reading a tree.
 Expected<Stat> FStat(const Fd& fd);
@@ -105,6 +108,7 @@ ExpectedVoid WriteBackAndDrop(const Fd& fd, uint64_t offset, uint64_t len);
 
 // Durability and swapping.
 ExpectedVoid Fsync(const Fd& fd);
+ExpectedVoid Fdatasync(const Fd& fd);
 ExpectedVoid FsyncPath(const fs::path& path);
 ExpectedVoid SyncFilesystem(const Fd& fd);  // syncfs: every dirty page of that filesystem
 Expected<uint64_t> FreeBytes(const fs::path& path);

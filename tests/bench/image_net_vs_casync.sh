@@ -10,7 +10,7 @@
 # Parc: the images are captured (parcctl image capture --push, outside the
 # timings) and registered on a real parc-server (--state-dir in the work dir,
 # --listen 127.0.0.1:0). Each run enrolls and starts a FRESH agent (its own
-# --root and --state-dir, so its chunk cache <state>/images/cache is empty and
+# --root and --state-dir, so its chunk cache <state>/images/chunks is empty and
 # nothing can be seeded from the target), then times
 #   parcctl --json image deploy NAME=1 --to host:H --target /srv/... --watch
 # from its start until the deployment is finished (the watch stream ends), then
@@ -396,7 +396,7 @@ start_agent() {  # NAME
   done
   [[ $online -ge 1 ]] || { tail "$a/run.log" >&2; die "agent $1 did not come online"; }
   [[ -s $s/trusted_keys.json ]] || die "agent $1 did not receive the publisher keys"
-  [[ ! -e $s/images/cache ]] || die "agent $1 already has a chunk cache"
+  [[ ! -e $s/images/chunks ]] || die "agent $1 already has a chunk cache"
   sleep 1  # let the agent's start-up (inventory upload) finish before timing
 }
 stop_agent() { kill "$AGENT_PID" 2>/dev/null || true; wait "$AGENT_PID" 2>/dev/null || true; }

@@ -4,6 +4,7 @@
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -429,6 +430,17 @@ ExpectedVoid WriteBackAndDrop(const Fd& fd, uint64_t offset, uint64_t len) {
 ExpectedVoid Fsync(const Fd& fd) {
   if (::fsync(fd.get()) != 0) return Fail(ErrnoError(errno, "fsync"));
   return {};
+}
+
+ExpectedVoid Fdatasync(const Fd& fd) {
+  if (::fdatasync(fd.get()) != 0) return Fail(ErrnoError(errno, "fdatasync"));
+  return {};
+}
+
+Expected<bool> TryLock(const Fd& fd) {
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return true;
+  if (errno == EWOULDBLOCK) return false;
+  return Fail(ErrnoError(errno, "flock"));
 }
 
 ExpectedVoid FsyncPath(const fs::path& path) {

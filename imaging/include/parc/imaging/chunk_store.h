@@ -23,6 +23,7 @@ namespace parc::imaging {
 struct Digest {
   std::array<uint8_t, 32> bytes{};
   std::string Hex() const;
+  std::string Short() const;  // the first 16 hex characters, for messages
   static Expected<Digest> FromHex(std::string_view hex);  // 64 lower-case hex characters
   static Digest Of(std::string_view data);                 // SHA-256
   auto operator<=>(const Digest&) const = default;
@@ -96,6 +97,43 @@ class DirChunkStore final : public ChunkStore {
  private:
   explicit DirChunkStore(std::filesystem::path dir) : dir_(std::move(dir)) {}
   std::filesystem::path dir_;
+};
+
+// A chunk cache in a few large files: <dir>/packs/NNNNNNNN.pack, records
+// appended one after the other (docs/images.md, "The agent's chunk cache").
+// The agent keeps its cache this way because a deployment puts thousands of
+// small chunks: one file per chunk costs an inode, a rename and their journal
+// work each, a pack costs one append. Every instance appends to a pack of its
+// own, created on its first Put and locked while open, so two processes on one
+// directory never write the same file (neither sees the other's new objects
+// until it is opened again). Open reads the record headers of every pack
+// (not the data) into memory; a record torn by a crash ends its pack's scan
+// and is cut off when no writer holds that pack. Get returns the bytes as
+// stored: callers verify them (DecodeChunk) and Remove what does not match,
+// which appends a removal record. Space of removed objects is not reclaimed.
+class PackChunkStore final : public ChunkStore {
+ public:
+  struct Options {
+    uint64_t max_pack_bytes = 256ull << 20;  // a new pack is started beyond this
+  };
+  static Expected<std::unique_ptr<PackChunkStore>> Open(const std::filesystem::path& dir, Options options);
+  static Expected<std::unique_ptr<PackChunkStore>> Open(const std::filesystem::path& dir) { return Open(dir, Options{}); }
+  ~PackChunkStore() override;
+
+  bool Has(const Digest& object) const override;
+  Expected<std::string> Get(const Digest& object) const override;
+  ExpectedVoid Put(const Digest& object, std::string_view stored) override;
+  ExpectedVoid PutChecked(const Digest& object, std::string_view stored) override;
+  ExpectedVoid Remove(const Digest& object) override;
+  ExpectedVoid Sync() override;
+
+  size_t ObjectCount() const;
+  size_t PackCount() const;
+
+ private:
+  struct State;
+  explicit PackChunkStore(std::unique_ptr<State> state);
+  std::unique_ptr<State> s_;
 };
 
 // Where missing chunks come from: the agent implements it over
