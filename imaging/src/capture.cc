@@ -83,6 +83,9 @@ ReuseMap BuildReuse(const CaptureOptions& o) {
 
 ExpectedVoid CheckOptions(const CaptureOptions& o) {
   if (auto v = ValidateNameVersion(o.name, o.version); !v) return v;
+  if (o.inline_max > IndexLimits{}.max_inline_bytes)
+    return Fail(Errc::kInvalidArgument, "files kept in the index can be at most " +
+                                            std::to_string(IndexLimits{}.max_inline_bytes) + " bytes");
   return o.chunking.Validate();
 }
 
@@ -163,6 +166,24 @@ Expected<CaptureResult> CaptureTree(const fs::path& root, ChunkStore& store, con
     if (!st) return Fail(st.error().WithContext(e.path));
     if (st->ino != job.ino || st->type != sys::Type::kFile)
       return Fail(Errc::kFailedPrecondition, e.path + " was replaced while the tree was captured; capture again");
+    if (st->size > 0 && st->size <= o.inline_max) {
+      std::string data(o.inline_max + 1, '\0');
+      auto n = sys::ReadFull(*fd, data.data(), data.size());
+      if (!n) return Fail(n.error().WithContext("capture of " + e.path));
+      if (*n <= o.inline_max) {  // 0 if it was emptied meanwhile: an empty file
+        data.resize(*n);
+        if (*n != e.size) notes.push_back(e.path + ": changed size while being read; its content as read is captured");
+        e.size = *n;
+        e.data = std::move(data);
+        read += *n;
+        ticker.Add(*n, 1);
+        if (!ticker.Tick()) return Fail(Ticker::Cancelled());
+        continue;
+      }
+      // It grew past the limit while being read: chunked from the start.
+      fd = sys::OpenBeneath(*root_fd, job.rel, false);
+      if (!fd) return Fail(fd.error().WithContext("capture of " + e.path));
+    }
     auto span = ChunkStream(*fd, st->size, chunker, pipeline);
     if (!span) return Fail(span.error().WithContext("capture of " + e.path));
     if (span->bytes != e.size) notes.push_back(e.path + ": changed size while being read; its content as read is captured");

@@ -309,6 +309,8 @@ class TreeWriter {
     internal::SeedRead read = [&](uint32_t s, uint64_t off, char* buf, size_t n) { return seeds.Read(s, off, buf, n); };
     uint64_t offset = 0;
     bool holes = false;
+    if (!e.data.empty())  // kept in the index: no chunk
+      if (auto w = sys::PWriteAll(*fd, e.data, 0); !w) return w;
     for (const auto& c : e.chunks) {
       auto plain = gatherer_.Plain(c, read);
       if (!plain) return Fail(plain.error());

@@ -59,6 +59,10 @@ json EntryJson(const Entry& e) {
   switch (e.type) {
     case EntryType::kFile: {
       j["size"] = e.size;
+      if (!e.data.empty()) {
+        PutText(j, "data", e.data);
+        break;
+      }
       json c = json::array();
       for (const auto& ch : e.chunks) c.push_back(ChunkJson(ch));
       j["chunks"] = std::move(c);
@@ -219,13 +223,18 @@ Expected<Entry> ParseEntry(const json& j, const std::string& where, const Manife
     if (auto k = o.Keys({"type"}, kTexts); !k) return Fail(k.error());
   } else {
     std::vector<const char*> required = {"type", "mode", "uid", "gid", "user", "group", "mtime", "mtime_nsec", "xattrs"};
-    if (e.type == EntryType::kFile) required.insert(required.end(), {"size", "chunks"});
+    // A file lists its chunks, or holds its (non-empty) content inline as
+    // "data" (UTF-8 text) or "data_b64".
+    const bool inline_data = e.type == EntryType::kFile && (j.contains("data") || j.contains("data_b64"));
+    if (e.type == EntryType::kFile) required.insert(required.end(), {"size"});
+    if (e.type == EntryType::kFile && !inline_data) required.insert(required.end(), {"chunks"});
     if (e.type == EntryType::kCharDevice || e.type == EntryType::kBlockDevice) required.insert(required.end(), {"major", "minor"});
     for (const auto& [k, v] : j.items()) {
       bool ok = false;
       for (const char* r : required) ok |= k == r;
       ok |= k == "path" || k == "path_b64";
       if (e.type == EntryType::kSymlink) ok |= k == "target" || k == "target_b64";
+      if (inline_data) ok |= k == "data" || k == "data_b64";
       if (!ok) return o.Err("unknown key '" + k + "' for a " + type);
     }
     for (const char* r : required)
@@ -281,6 +290,17 @@ Expected<Entry> ParseEntry(const json& j, const std::string& where, const Manife
     auto size = o.U64("size", limits.max_image_bytes);
     if (!size) return Fail(size.error());
     e.size = *size;
+    if (j.contains("data") || j.contains("data_b64")) {
+      auto data = o.Text("data");
+      if (!data) return Fail(data.error());
+      if (data->empty()) return o.Err("inline 'data' must not be empty (an empty file has \"chunks\": [])");
+      if (data->size() > limits.max_inline_bytes)
+        return o.Err("inline 'data' is larger than the limit of " + std::to_string(limits.max_inline_bytes) + " bytes");
+      if (data->size() != e.size)
+        return o.Err("'size' is " + std::to_string(e.size) + " but its inline data holds " + std::to_string(data->size()) + " bytes");
+      e.data = std::move(*data);
+      return e;
+    }
     const json& cs = j.at("chunks");
     if (!cs.is_array()) return o.Err("'chunks' must be an array");
     if (cs.size() > e.size) return o.Err("more chunks than bytes");

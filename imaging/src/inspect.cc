@@ -75,6 +75,13 @@ Expected<std::optional<Difference>> CompareContent(const sys::Fd& root, const En
   if (!fd) return Fail(fd.error().WithContext(e.path));
   uint64_t off = 0;
   std::string buf;
+  if (!e.data.empty()) {
+    buf.resize(e.data.size());
+    auto n = sys::PReadFull(*fd, buf.data(), buf.size(), 0);
+    if (!n) return Fail(n.error().WithContext(e.path));
+    checked += *n;
+    if (*n != e.data.size() || buf != e.data) return std::optional<Difference>(Difference{e.path, "content", Range(0, e.data.size())});
+  }
   for (const auto& c : e.chunks) {
     buf.resize(c.size);
     auto n = sys::PReadFull(*fd, buf.data(), c.size, off);
@@ -242,11 +249,11 @@ ImageDiff DiffImages(const Image& from, const Image& to) {
       ++k;
     } else {
       std::vector<Difference> diffs;
-      bool content = a[i].type == EntryType::kFile && b[k].type == EntryType::kFile && a[i].chunks != b[k].chunks;
+      bool content = a[i].type == EntryType::kFile && b[k].type == EntryType::kFile &&
+                     (a[i].chunks != b[k].chunks || a[i].data != b[k].data);
       if (content && a[i].size == b[k].size) {
-        bool same_plain = true;
-        for (size_t c = 0; c < a[i].chunks.size() && same_plain; ++c)
-          same_plain = a[i].chunks.size() == b[k].chunks.size() && a[i].chunks[c].sha256 == b[k].chunks[c].sha256;
+        bool same_plain = a[i].data == b[k].data && a[i].chunks.size() == b[k].chunks.size();
+        for (size_t c = 0; c < a[i].chunks.size() && same_plain; ++c) same_plain = a[i].chunks[c].sha256 == b[k].chunks[c].sha256;
         content = !same_plain;
       }
       if (content) diffs.push_back({b[k].path, "content", ""});

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -127,6 +128,61 @@ TEST_CASE("deploy tree: capture then deploy gives an identical tree, metadata in
                    {"/data/big", "mode"}, {"/data/empty", "missing"}, {"/data/stray", "extra"}, {"/usr/lib/libx.so", "content"}});
 }
 
+TEST_CASE("capture tree: files up to inline_max live in the index, larger ones in chunks; deployed and verified alike", "[deploy][tree][inline]") {
+  Fixture f;
+  fs::path src = f.work.path() / "sizes";
+  test::WriteFile(src / "at-limit", RandomData(4096, 1));
+  test::WriteFile(src / "over-limit", RandomData(4097, 2));
+  test::WriteFile(src / "text", "key = value\n");
+  test::WriteFile(src / "empty", "");
+  auto entry = [](const Image& img, const std::string& path) {
+    for (const auto& e : img.entries)
+      if (e.path == path) return e;
+    FAIL("no entry " << path);
+    return Entry{};
+  };
+  auto v1 = f.env.CaptureTreeSigned(src, "1");
+  CHECK(entry(v1.image(), "/at-limit").data == RandomData(4096, 1));
+  CHECK(entry(v1.image(), "/at-limit").chunks.empty());
+  CHECK(entry(v1.image(), "/text").data == "key = value\n");
+  CHECK(entry(v1.image(), "/over-limit").data.empty());
+  CHECK(entry(v1.image(), "/over-limit").chunks.size() == 1);
+  CHECK((entry(v1.image(), "/empty").data.empty() && entry(v1.image(), "/empty").chunks.empty()));
+  CHECK(v1.image().UniqueChunks().size() == 1);
+
+  TestFetcher fetcher(f.env.server());
+  auto r = REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, f.env.Options()));
+  CHECK(r.fetched == 1);
+  CHECK(DiffSnapshots(TakeSnapshot(src), TakeSnapshot(f.target)) == "");
+  // An inline file changed in the target is a content difference.
+  test::WriteFile(f.target / "text", "key = other\n");
+  auto bad = REQUIRE_OK(VerifyTree(v1.image(), f.target));
+  std::set<std::string> found;
+  for (const auto& d : bad.differences) found.insert(d.path + ":" + d.what);
+  CHECK(found == std::set<std::string>{"/text:content", "/text:mtime"});
+  REQUIRE_VOID_OK(CommitTree(f.target));
+
+  // A diff sees a changed inline file, and its bytes travel in the body.
+  test::WriteFile(src / "text", "key = third\n");
+  auto v2 = f.env.CaptureTreeSigned(src, "2", &v1.image());
+  ImageDiff diff = DiffImages(v1.image(), v2.image());
+  REQUIRE(diff.changed.size() == 1);
+  CHECK(diff.changed[0].path == "/text");
+  CHECK_THAT(diff.changed[0].what, Catch::Contains("content"));
+  CHECK(diff.chunks_to_transfer == v2.image().manifest.body_chunks.size());
+
+  // inline_max 0: every non-empty file in chunks.
+  CaptureOptions o;
+  o.name = "test-tree";
+  o.version = "3";
+  o.inline_max = 0;
+  auto chunked = REQUIRE_OK(CaptureTree(src, f.env.server(), o));
+  CHECK(chunked.image.UniqueChunks().size() == 3);
+  CHECK(entry(chunked.image, "/text").data.empty());
+  o.inline_max = 70000;
+  CHECK_THAT(CaptureTree(src, f.env.server(), o).error().message(), Catch::Contains("at most 65536 bytes"));
+}
+
 TEST_CASE("deploy tree: the previous tree is the rollback point until commit", "[deploy][tree]") {
   Fixture f;
   auto v1 = f.env.CaptureTreeSigned(f.src, "1");
@@ -181,8 +237,8 @@ TEST_CASE("deploy tree: a small change transfers only the changed chunks", "[dep
   REQUIRE_VOID_OK(CommitTree(f.target));
   ChangeALittle(f.src);
   auto v2 = f.env.CaptureTreeSigned(f.src, "2", &v1.image());
-  // Only the changed chunk(s) of data/big and the added file were compressed again.
-  CHECK(v2.capture.chunks_compressed <= 3 + v2.image().manifest.body_chunks.size());
+  // Only the changed chunk(s) of data/big were compressed again (the added file is inline).
+  CHECK(v2.capture.chunks_compressed <= 2 + v2.image().manifest.body_chunks.size());
 
   ImageDiff diff = DiffImages(v1.image(), v2.image());
   CHECK(diff.added == std::vector<std::string>{"/data/added"});
@@ -192,9 +248,12 @@ TEST_CASE("deploy tree: a small change transfers only the changed chunks", "[dep
   CHECK(std::find(changed.begin(), changed.end(), "/data/big:content,mtime") != changed.end());
   CHECK(std::find(changed.begin(), changed.end(), "/bin/tool:mode") != changed.end());
   // One 100-byte edit touches one chunk (two if it straddles a boundary), the
-  // new file is one, the body (a few KiB here) one.
-  CHECK(diff.chunks_to_transfer >= 3);
-  CHECK(diff.chunks_to_transfer <= 4);
+  // body (a few KiB here) one; the new file is small, so it travels inside
+  // the body (CaptureOptions::inline_max) instead of in a chunk of its own.
+  for (const auto& e : v2.image().entries)
+    if (e.path == "/data/added") CHECK((e.chunks.empty() && e.data == "a new small file\n"));
+  CHECK(diff.chunks_to_transfer >= 2);
+  CHECK(diff.chunks_to_transfer <= 3);
 
   SECTION("from the agent's cache") {
     TestFetcher fetcher(f.env.server());

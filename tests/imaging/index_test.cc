@@ -116,6 +116,52 @@ TEST_CASE("index: names that are not UTF-8 travel as base64", "[index]") {
   CHECK_THAT(ParseError(ForBody(ImageKind::kTree, bad), bad), Catch::Contains("must be given as 'path'"));
 }
 
+TEST_CASE("index: a small file's content inline, as text or base64; the rules for it", "[index]") {
+  Image img = SmallTree();
+  Entry bin = img.entries[2];
+  img.entries[2].chunks.clear();
+  img.entries[2].data = "127.0.0.1 localhost\n";
+  bin.path = "/etc/magic";
+  bin.chunks.clear();
+  bin.data = std::string("\x7f" "ELF\xff\0", 6);
+  bin.size = bin.data.size();
+  img.entries.push_back(bin);
+  std::string body = SerializeBody(img);
+  CHECK(body.find(R"("data":"127.0.0.1 localhost\n")") != std::string::npos);
+  CHECK(body.find(R"("data_b64":"f0VMRv8A")") != std::string::npos);
+  CHECK(body.find("chunks") == std::string::npos);
+  Manifest m = ForBody(ImageKind::kTree, body, img.entries[2].size + bin.size);
+  auto parsed = REQUIRE_OK(ParseBody(m, body));
+  CHECK(parsed.entries == img.entries);
+  CHECK(parsed.UniqueChunks().empty());
+  CHECK(SerializeBody(parsed) == body);
+
+  const std::string head = R"({"gid":0,"group":"root","mode":420,"mtime":0,"mtime_nsec":0,"path":"/etc/x",)";
+  const std::string tail = R"("type":"file","uid":0,"user":"root","xattrs":{}})";
+  ChunkRef c = RefFor("x");
+  std::string chunk = R"([{"object":")" + c.object.Hex() + R"(","sha256":")" + c.sha256.Hex() + R"(","size":1,"stored_size":)" +
+                      std::to_string(c.stored_size) + "}]";
+  struct Case {
+    std::string line, error;
+  };
+  const std::vector<Case> cases = {
+      {R"({"data":"abc",)" + head.substr(1) + R"("size":4,)" + tail, "'size' is 4 but its inline data holds 3 bytes"},
+      {R"({"data":"",)" + head.substr(1) + R"("size":0,)" + tail, "must not be empty"},
+      {R"({"chunks":)" + chunk + R"(,"data":"x",)" + head.substr(1) + R"("size":1,)" + tail, "unknown key 'chunks'"},
+      {R"({"data":"x","data_b64":"eA==",)" + head.substr(1) + R"("size":1,)" + tail, "needs exactly one of 'data' and 'data_b64'"},
+      {R"({"data_b64":"eA==",)" + head.substr(1) + R"("size":1,)" + tail, "must be given as 'data'"},
+      {R"({"data":")" + std::string(70000, 'a') + R"(",)" + head.substr(1) + R"("size":70000,)" + tail, "larger than the limit of 65536"},
+      {head + R"("size":1,)" + tail, "missing key 'chunks'"},
+      {R"({"data":"x","gid":0,"group":"root","mode":420,"mtime":0,"mtime_nsec":0,"path":"/etc/x","type":"fifo","uid":0,"user":"root","xattrs":{}})",
+       "unknown key 'data' for a fifo"},
+  };
+  for (const auto& k : cases) {
+    std::string bad = WithLine(3, k.line);
+    INFO(k.line);
+    CHECK_THAT(ParseError(ForBody(ImageKind::kTree, bad), bad), Catch::Contains(k.error));
+  }
+}
+
 TEST_CASE("index: hostile tree entries are refused, saying where", "[index][hostile]") {
   struct Case {
     std::string line;

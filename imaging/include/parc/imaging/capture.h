@@ -23,6 +23,11 @@ struct CaptureOptions {
   ChunkerParams chunking;
   int zstd_level = 3;
   unsigned threads = 0;  // 0: one per core
+  // Tree: a file of at most this many bytes is kept in the index itself
+  // (Entry::data) instead of in a chunk of its own: thousands of small files
+  // cost no objects, no round trips and no cache entries, and compress
+  // together with the index. 0: never; at most IndexLimits::max_inline_bytes.
+  uint32_t inline_max = 4096;
   // Earlier images (typically the previous version) whose chunks are in the
   // store: a chunk with the same plain digest is referenced, not compressed
   // again. Without them every chunk is compressed (the store still keeps one

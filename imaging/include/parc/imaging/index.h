@@ -39,8 +39,9 @@ struct Entry {
   int64_t mtime = 0;        // seconds since the epoch
   uint32_t mtime_nsec = 0;
   std::map<std::string, std::string> xattrs;  // name -> raw value (ACLs: system.posix_acl_*)
-  uint64_t size = 0;                          // files: sum of chunk sizes
-  std::vector<ChunkRef> chunks;               // files
+  uint64_t size = 0;                          // files: sum of chunk sizes, or of data
+  std::vector<ChunkRef> chunks;               // files (none when the content is inline)
+  std::string data;                           // small files: the content itself, in the index (then no chunks)
   std::string target;                         // symlink target (data, never followed) or hardlink path
   uint32_t major = 0, minor = 0;              // char and block devices
   bool operator==(const Entry&) const = default;
@@ -79,6 +80,7 @@ struct IndexLimits {
   uint64_t max_image_bytes = 64ull << 40;  // 64 TiB
   size_t max_line_bytes = 1u << 20;
   size_t max_xattr_bytes = 64u << 10;  // per value (Linux's own limit)
+  size_t max_inline_bytes = 64u << 10;  // a file's content kept in the index itself
 };
 
 // Canonical bytes: what is signed (manifest) and stored (body).
