@@ -594,27 +594,18 @@ TEST_CASE("deploy tree: a disk too small, or filling up while chunks are fetched
   auto v2 = f.env.CaptureTreeSigned(src, "2", &v1.image());
   const size_t v2_chunks = v2.image().UniqueChunks().size();
 
-  int p[2];
-  REQUIRE(::pipe(p) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(p[0]);
+  std::string out = test::InPrivateMountNamespace([&]() -> std::string {
     std::ostringstream out;
     auto say = [&](const std::string& s) {
       out << s << "\n";
-      std::string text = out.str();
-      (void)!::write(p[1], text.data(), text.size());
-      ::_exit(0);
+      return out.str();
     };
-    if (::unshare(CLONE_NEWNS) != 0) say(std::string("ERROR unshare: ") + std::strerror(errno));
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) say(std::string("ERROR private: ") + std::strerror(errno));
     const fs::path small = f.target.parent_path();
-    if (::mount("parc-test", small.c_str(), "tmpfs", 0, "size=20m") != 0) say(std::string("ERROR mount: ") + std::strerror(errno));
+    if (::mount("parc-test", small.c_str(), "tmpfs", 0, "size=20m") != 0) return say(std::string("ERROR mount: ") + std::strerror(errno));
     TestFetcher first(f.env.server());
     auto d1 = DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &first, f.env.Options());
-    if (!d1) say("ERROR v1: " + d1.error().message());
-    if (auto c = CommitTree(f.target); !c) say("ERROR commit: " + c.error().message());
+    if (!d1) return say("ERROR v1: " + d1.error().message());
+    if (auto c = CommitTree(f.target); !c) return say("ERROR commit: " + c.error().message());
     auto before = TakeSnapshot(f.target);
     const fs::path filler = small / "filler";
     test::WriteFile(filler, std::string(16u << 20, 'x'));
@@ -644,16 +635,8 @@ TEST_CASE("deploy tree: a disk too small, or filling up while chunks are fetched
     out << "leftovers=" << (f.Leftovers() ? "yes" : "no") << "\n";
     size_t entries = 0;
     for (auto it = fs::directory_iterator(small); it != fs::directory_iterator(); ++it) ++entries;
-    say("entries=" + std::to_string(entries));
-  }
-  ::close(p[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(p[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+    return say("entries=" + std::to_string(entries));
+  });
   INFO("this test needs to create a mount namespace (root or CAP_SYS_ADMIN)");
   INFO(out);
   REQUIRE_THAT(out, !Catch::Contains("ERROR"));

@@ -204,34 +204,15 @@ TEST_CASE("find: another filesystem mounted inside the root is not entered", "[p
   r.Write("/var/tmp/mine", "x\n", 0666);
   fs::create_directories(r.Host("/mnt/other"));
   auto b = test::MakeBaseline(FindRule("search = \"world_writable_files\"\n"));
-  int p[2];
-  REQUIRE(::pipe(p) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(p[0]);
-    auto say = [&](const std::string& s) {
-      (void)!::write(p[1], s.data(), s.size());
-      ::_exit(0);
-    };
-    if (::unshare(CLONE_NEWNS) != 0) say(std::string("ERROR unshare: ") + std::strerror(errno));
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) say(std::string("ERROR private: ") + std::strerror(errno));
-    if (::mount("parc-test", r.Host("/mnt/other").c_str(), "tmpfs", 0, nullptr) != 0) say(std::string("ERROR mount: ") + std::strerror(errno));
+  std::string out = test::InPrivateMountNamespace([&]() -> std::string {
+    if (::mount("parc-test", r.Host("/mnt/other").c_str(), "tmpfs", 0, nullptr) != 0) return std::string("ERROR mount: ") + std::strerror(errno);
     test::WriteFile(r.Host("/mnt/other/theirs"), "x\n");
     ::chmod(r.Host("/mnt/other/theirs").c_str(), 0666);
     policy::SelectOptions s;
     s.level = policy::Level::kHigh;
     auto rep = policy::CheckBaseline(b, r.root(), s);
-    say(rep.rules.empty() ? "ERROR no result" : rep.rules[0].found);
-  }
-  ::close(p[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(p[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+    return rep.rules.empty() ? "ERROR no result" : rep.rules[0].found;
+  });
   INFO("this test needs to create a mount namespace (root or CAP_SYS_ADMIN)");
   CHECK(out == "1 found: /var/tmp/mine");
   CHECK_FALSE(fs::exists(r.Host("/mnt/other/theirs")));  // it was on the tmpfs, gone with the namespace

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,37 @@
 
 namespace parc::test {
 namespace fs = std::filesystem;
+
+std::string InPrivateMountNamespace(const std::function<std::string()>& fn) {
+  int p[2];
+  if (::pipe(p) != 0) return std::string("ERROR pipe: ") + std::strerror(errno);
+  pid_t pid = ::fork();
+  if (pid < 0) return std::string("ERROR fork: ") + std::strerror(errno);
+  if (pid == 0) {
+    ::close(p[0]);
+    std::string out;
+    if (::unshare(CLONE_NEWNS) != 0) out = std::string("ERROR unshare: ") + std::strerror(errno);
+    else if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+      out = std::string("ERROR private: ") + std::strerror(errno);
+    else out = fn();
+    for (size_t at = 0; at < out.size();) {
+      ssize_t w = ::write(p[1], out.data() + at, out.size() - at);
+      if (w <= 0) break;
+      at += static_cast<size_t>(w);
+    }
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(p[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status)) out += "\nERROR the child did not exit normally";
+  return out;
+}
 
 TempDir::TempDir(const std::string& prefix) {
   const char* base = std::getenv("TMPDIR");

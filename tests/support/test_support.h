@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,13 @@ CommandResult Shell(const std::string& command_line);
 // Writes a file, creating parent directories.
 void WriteFile(const std::filesystem::path& path, const std::string& content);
 std::string ReadFileOrEmpty(const std::filesystem::path& path);
+
+// Runs fn in a forked child inside a private mount namespace (unshare
+// CLONE_NEWNS, / made private), so that what fn mounts never reaches the test
+// machine's mount table and is gone when the child exits. Returns what fn
+// returned, or "ERROR ..." when the namespace could not be made (needs root
+// or CAP_SYS_ADMIN). fn must not use Catch2 assertions (it runs in the child).
+std::string InPrivateMountNamespace(const std::function<std::string()>& fn);
 
 // Absolute path of a built program ("parc-server", "parc-agent", "parcctl").
 std::filesystem::path BinaryPath(const std::string& name);
