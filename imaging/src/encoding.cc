@@ -1,19 +1,20 @@
 #include "encoding.h"
 
+#include <array>
 #include <cstdint>
 
 namespace parc::imaging::internal {
 
 namespace {
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-int Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
+// Character -> 6-bit value; -1 for anything outside the alphabet.
+constexpr std::array<int8_t, 256> kValues = [] {
+  std::array<int8_t, 256> t{};
+  t.fill(-1);
+  for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(kAlphabet[i])] = static_cast<int8_t>(i);
+  return t;
+}();
+int Value(char c) { return kValues[static_cast<uint8_t>(c)]; }
 }  // namespace
 
 std::string Base64Encode(std::string_view in) {
@@ -40,21 +41,35 @@ std::string Base64Encode(std::string_view in) {
 std::optional<std::string> Base64Decode(std::string_view in) {
   if (in.size() % 4) return std::nullopt;
   std::string out;
-  out.reserve(in.size() / 4 * 3);
-  for (size_t i = 0; i < in.size(); i += 4) {
-    bool last = i + 4 == in.size();
-    int a = Value(in[i]), b = Value(in[i + 1]);
-    int c = (last && in[i + 2] == '=') ? -2 : Value(in[i + 2]);
-    int d = (last && in[i + 3] == '=') ? -2 : Value(in[i + 3]);
-    if (a < 0 || b < 0 || c == -1 || d == -1 || (c == -2 && d != -2)) return std::nullopt;
-    uint32_t v = static_cast<uint32_t>(a) << 18 | static_cast<uint32_t>(b) << 12 | (c >= 0 ? static_cast<uint32_t>(c) << 6 : 0) |
-                 (d >= 0 ? static_cast<uint32_t>(d) : 0);
-    out += static_cast<char>(v >> 16);
-    if (c >= 0) out += static_cast<char>((v >> 8) & 255);
-    if (d >= 0) out += static_cast<char>(v & 255);
-  }
-  // Canonical: the unused low bits of the last group are zero.
-  if (Base64Encode(out) != in) return std::nullopt;
+  if (in.empty()) return out;
+  const size_t pad = in[in.size() - 1] != '=' ? 0 : in[in.size() - 2] != '=' ? 1 : 2;
+  const size_t n = in.size() / 4 * 3 - pad;
+  bool ok = true;
+  out.resize_and_overwrite(n, [&](char* p, size_t) {
+    size_t o = 0;
+    for (size_t i = 0; i < in.size() && ok; i += 4) {
+      const bool last = i + 4 == in.size();
+      int a = Value(in[i]), b = Value(in[i + 1]);
+      int c = last && pad == 2 ? 0 : Value(in[i + 2]);
+      int d = last && pad >= 1 ? 0 : Value(in[i + 3]);
+      if ((a | b | c | d) < 0) {
+        ok = false;
+        break;
+      }
+      // Canonical: the bits the padding leaves unused are zero.
+      if (last && ((pad == 2 && (b & 15)) || (pad == 1 && (c & 3)))) {
+        ok = false;
+        break;
+      }
+      uint32_t v = static_cast<uint32_t>(a) << 18 | static_cast<uint32_t>(b) << 12 | static_cast<uint32_t>(c) << 6 |
+                   static_cast<uint32_t>(d);
+      p[o++] = static_cast<char>(v >> 16);
+      if (!last || pad < 2) p[o++] = static_cast<char>((v >> 8) & 255);
+      if (!last || pad < 1) p[o++] = static_cast<char>(v & 255);
+    }
+    return n;
+  });
+  if (!ok) return std::nullopt;
   return out;
 }
 

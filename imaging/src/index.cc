@@ -1,6 +1,8 @@
 #include "parc/imaging/index.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -555,64 +557,120 @@ Expected<Image> ParseBody(const Manifest& m, std::string_view body, const IndexL
   Image image;
   image.manifest = m;
   if (!body.empty() && body.back() != '\n') return Fail(Errc::kParse, "image body: the last line does not end with a newline");
-  Totals totals;
-  uint64_t bytes = 0;
-  uint64_t line_no = 0;
-  std::unordered_set<std::string> dirs;
-  std::unordered_map<std::string, EntryType> others;  // non-directories, for hard links
-  std::string previous;
-  try {
-    size_t pos = 0;
-    while (pos < body.size()) {
-      size_t nl = body.find('\n', pos);
-      std::string_view line = body.substr(pos, nl - pos);
-      pos = nl + 1;
-      ++line_no;
-      std::string where = "image body line " + std::to_string(line_no);
-      if (line_no > m.entries) return Fail(Errc::kParse, where + ": more lines than the manifest's " + std::to_string(m.entries));
-      if (line.size() > limits.max_line_bytes) return Fail(Errc::kParse, where + ": longer than the line limit");
+  // Each line is parsed on its own, on two threads for a large body (the
+  // lines are independent); then, in line order, each is checked against
+  // the lines before it (order, parents, hard links, totals). The error
+  // reported is the first in line order, whichever kind it is.
+  std::vector<std::string_view> lines;
+  bool too_many = false;  // reported after whatever is wrong in the lines before
+  for (size_t pos = 0; pos < body.size();) {
+    size_t nl = body.find('\n', pos);
+    if (lines.size() == m.entries) {
+      too_many = true;
+      break;
+    }
+    lines.push_back(body.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  const bool tree = m.kind == ImageKind::kTree;
+  if (tree) image.entries.resize(lines.size());
+  else image.blocks.resize(lines.size());
+  auto where_of = [](size_t i) { return "image body line " + std::to_string(i + 1); };
+  auto parse_line = [&](size_t i) -> ExpectedVoid {
+    std::string_view line = lines[i];
+    std::string where = where_of(i);
+    if (line.size() > limits.max_line_bytes) return Fail(Errc::kParse, where + ": longer than the line limit");
+    try {
       auto j = ParseJson(line, where);
       if (!j) return Fail(j.error());
-      if (m.kind == ImageKind::kBlock) {
+      if (!tree) {
         auto c = ParseChunk(*j, where, m.chunking.max_size);
         if (!c) return Fail(c.error());
         if (Dump(ChunkJson(*c)) != line) return Fail(Errc::kParse, where + ": not in canonical form");
-        bytes += c->size;
-        if (bytes > m.size) return Fail(Errc::kParse, where + ": the chunks hold more than the image's size of " + std::to_string(m.size));
-        totals.Add(*c);
-        image.blocks.push_back(*c);
-        continue;
+        image.blocks[i] = *c;
+        return {};
       }
       auto e = ParseEntry(*j, where, m, limits);
       if (!e) return Fail(e.error());
-      where += " (" + e->path + ")";
-      if (Dump(EntryJson(*e)) != line) return Fail(Errc::kParse, where + ": not in canonical form");
-      if (line_no == 1) {
-        if (e->path != "/" || e->type != EntryType::kDirectory)
-          return Fail(Errc::kParse, where + ": the first entry must be the root directory \"/\"");
-      } else {
-        if (!PathLess(previous, e->path))
-          return Fail(Errc::kParse, where + ": out of order or repeated (entries are sorted component by component)");
-        if (!dirs.contains(std::string(Parent(e->path))))
-          return Fail(Errc::kParse, where + ": its parent is not a directory listed before it");
-      }
-      if (e->type == EntryType::kHardlink) {
-        auto it = others.find(e->target);
-        if (it == others.end() || it->second == EntryType::kHardlink)
-          return Fail(Errc::kParse, where + ": hard link target '" + e->target + "' is not a non-directory entry listed before it");
-      }
-      if (e->type == EntryType::kDirectory) dirs.insert(e->path);
-      else others.emplace(e->path, e->type);
-      bytes += e->size;
-      if (bytes > m.size)
-        return Fail(Errc::kParse, where + ": the files hold more than the manifest's size of " + std::to_string(m.size));
-      for (const auto& c : e->chunks) totals.Add(c);
-      previous = e->path;
-      image.entries.push_back(std::move(*e));
+      if (Dump(EntryJson(*e)) != line) return Fail(Errc::kParse, where + " (" + e->path + "): not in canonical form");
+      image.entries[i] = std::move(*e);
+      return {};
+    } catch (const std::exception& ex) {  // nlohmann::json accessors; std::bad_alloc
+      return Fail(Errc::kParse, where + ": " + ex.what());
     }
-  } catch (const std::exception& ex) {  // nlohmann::json accessors; std::bad_alloc
-    return Fail(Errc::kParse, "image body line " + std::to_string(line_no) + ": " + ex.what());
+  };
+  // Each worker takes a contiguous range and stops at its first error: the
+  // lowest failing line of all is then the first parse error of the body.
+  struct Range {
+    size_t begin, end, failed;
+    std::optional<Error> error;
+  };
+  const size_t workers = lines.size() >= 2048 ? 2 : 1;
+  std::vector<Range> ranges;
+  for (size_t w = 0; w < workers; ++w)
+    ranges.push_back({lines.size() * w / workers, lines.size() * (w + 1) / workers, lines.size(), std::nullopt});
+  auto run = [&](Range& r) {
+    for (size_t i = r.begin; i < r.end; ++i)
+      if (auto ok = parse_line(i); !ok) {
+        r.failed = i;
+        r.error = ok.error();
+        return;
+      }
+  };
+  {
+    std::vector<std::thread> threads;
+    for (size_t w = 1; w < workers; ++w) threads.emplace_back(run, std::ref(ranges[w]));
+    run(ranges[0]);
+    for (auto& t : threads) t.join();
   }
+  size_t first_bad = lines.size();
+  const Error* parse_error = nullptr;
+  for (const auto& r : ranges)
+    if (r.error && r.failed < first_bad) first_bad = r.failed, parse_error = &*r.error;
+
+  Totals totals;
+  uint64_t bytes = 0;
+  std::unordered_set<std::string> dirs;
+  std::unordered_map<std::string, EntryType> others;  // non-directories, for hard links
+  std::string previous;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (i == first_bad) return Fail(*parse_error);
+    if (!tree) {
+      const ChunkRef& c = image.blocks[i];
+      bytes += c.size;
+      if (bytes > m.size)
+        return Fail(Errc::kParse, where_of(i) + ": the chunks hold more than the image's size of " + std::to_string(m.size));
+      totals.Add(c);
+      continue;
+    }
+    const Entry& e = image.entries[i];
+    std::string where = where_of(i) + " (" + e.path + ")";
+    if (i == 0) {
+      if (e.path != "/" || e.type != EntryType::kDirectory)
+        return Fail(Errc::kParse, where + ": the first entry must be the root directory \"/\"");
+    } else {
+      if (!PathLess(previous, e.path))
+        return Fail(Errc::kParse, where + ": out of order or repeated (entries are sorted component by component)");
+      if (!dirs.contains(std::string(Parent(e.path))))
+        return Fail(Errc::kParse, where + ": its parent is not a directory listed before it");
+    }
+    if (e.type == EntryType::kHardlink) {
+      auto it = others.find(e.target);
+      if (it == others.end() || it->second == EntryType::kHardlink)
+        return Fail(Errc::kParse, where + ": hard link target '" + e.target + "' is not a non-directory entry listed before it");
+    }
+    if (e.type == EntryType::kDirectory) dirs.insert(e.path);
+    else others.emplace(e.path, e.type);
+    bytes += e.size;
+    if (bytes > m.size)
+      return Fail(Errc::kParse, where + ": the files hold more than the manifest's size of " + std::to_string(m.size));
+    for (const auto& c : e.chunks) totals.Add(c);
+    previous = e.path;
+  }
+  if (too_many)
+    return Fail(Errc::kParse, "image body line " + std::to_string(lines.size() + 1) + ": more lines than the manifest's " +
+                                  std::to_string(m.entries));
+  const uint64_t line_no = lines.size();
   if (line_no != m.entries)
     return Fail(Errc::kParse, "image body has " + std::to_string(line_no) + " lines, the manifest says " + std::to_string(m.entries));
   if (bytes != m.size)

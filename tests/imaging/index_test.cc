@@ -203,6 +203,12 @@ TEST_CASE("index: hostile tree entries are refused, saying where", "[index][host
        3, "'mode' is 33188, more than the limit 4095"},
       {R"({"gid":0,"group":"root","mode":420,"mtime":0,"mtime_nsec":0,"path":"/etc/x","type":"fifo","uid":0,"user":"root","xattrs":{"user.a":"not base64!"}})",
        3, "not canonical base64"},
+      {R"({"gid":0,"group":"root","mode":420,"mtime":0,"mtime_nsec":0,"path":"/etc/x","type":"fifo","uid":0,"user":"root","xattrs":{"user.a":"dh=="}})",
+       3, "not canonical base64"},  // padding bits not zero
+      {R"({"gid":0,"group":"root","mode":420,"mtime":0,"mtime_nsec":0,"path":"/etc/x","type":"fifo","uid":0,"user":"root","xattrs":{"user.a":"dgB="}})",
+       3, "not canonical base64"},
+      {R"({"gid":0,"group":"root","mode":420,"mtime":0,"mtime_nsec":0,"path":"/etc/x","type":"fifo","uid":0,"user":"root","xattrs":{"user.a":"dg=B"}})",
+       3, "not canonical base64"},
       {R"({"gid":0, "group":"root","mode":420,"mtime":0,"mtime_nsec":0,"path":"/etc/x","type":"fifo","uid":0,"user":"root","xattrs":{}})",
        3, "not in canonical form"},
       {R"({"gid":0,"group":"root","mode":420,"mtime":0,"mtime_nsec":0,"path":"/etc/x\u0000y","type":"fifo","uid":0,"user":"root","xattrs":{}})",
