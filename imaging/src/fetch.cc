@@ -32,6 +32,28 @@ Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, un
   return Fail(last.WithContext("fetching chunk " + ref.object.Short()));
 }
 
+ExpectedVoid PrefetchIntoCache(const std::vector<ChunkRef>& refs, ChunkStore& cache, ChunkFetcher& fetcher) {
+  std::vector<ChunkRef> missing;
+  for (const auto& c : refs)
+    if (!cache.Has(c.object)) missing.push_back(c);
+  for (size_t k = 0; k < missing.size();) {
+    std::vector<ChunkRef> batch;
+    uint64_t bytes = 0;
+    while (k < missing.size() && batch.size() < kBatchChunks && (batch.empty() || bytes + missing[k].stored_size <= kBatchBytes))
+      bytes += missing[k].stored_size, batch.push_back(missing[k++]);
+    std::vector<uint8_t> got(batch.size(), 0);
+    auto r = fetcher.FetchMany(batch, [&](size_t i, std::string_view stored) -> ExpectedVoid {
+      if (i >= batch.size() || got[i]) return Fail(Errc::kCrypto, "the source sent a chunk that was not asked for: refused");
+      got[i] = 1;
+      auto plain = DecodeChunk(batch[i], stored);
+      if (!plain) return Fail(plain.error());
+      return cache.PutChecked(batch[i].object, stored);
+    });
+    if (!r && !r.error().Is(Errc::kUnavailable)) return r;
+  }
+  return {};
+}
+
 Expected<std::string> ReadChunk(const ChunkRef& ref, ChunkStore& cache, ChunkFetcher* fetcher, unsigned attempts,
                                 bool* fetched, std::chrono::milliseconds retry_delay) {
   if (fetched) *fetched = false;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "parc/imaging/chunk_store.h"
 
@@ -16,6 +17,17 @@ namespace parc::imaging::internal {
 // server restart can be waited out.
 Expected<std::string> FetchStored(const ChunkRef& ref, ChunkFetcher& fetcher, unsigned attempts,
                                   std::chrono::milliseconds retry_delay = {});
+
+// Batches for ChunkFetcher::FetchMany: one round trip carries up to this
+// many chunks or bytes (a single larger chunk goes alone).
+inline constexpr size_t kBatchChunks = 64;
+inline constexpr uint64_t kBatchBytes = 4u << 20;
+
+// The refs the cache lacks, fetched in batches, each verified (DecodeChunk)
+// and kept in the cache: one round trip per batch instead of per chunk. What
+// a batch does not deliver is left for ReadChunk to fetch alone; a chunk that
+// fails its check is an error (Errc::kCrypto).
+ExpectedVoid PrefetchIntoCache(const std::vector<ChunkRef>& refs, ChunkStore& cache, ChunkFetcher& fetcher);
 
 // Plain bytes of ref: from the cache if it holds a good copy (a corrupt one is
 // removed), else from the fetcher (kept in the cache). fetcher may be null.

@@ -108,8 +108,6 @@ ExpectedVoid Gatherer::FetchAll() {
   };
   // Batches of small chunks in one round trip each (FetchMany); whatever a
   // batch did not deliver is fetched alone, resuming on interruptions.
-  constexpr size_t kBatchChunks = 64;
-  constexpr uint64_t kBatchBytes = 4u << 20;
   std::vector<std::pair<size_t, size_t>> batches;  // [first, end) of todo
   for (size_t k = 0; k < todo.size();) {
     size_t end = k;

@@ -710,6 +710,8 @@ Expected<Manifest> VerifyManifest(std::string_view json_text, std::string_view s
 }
 
 Expected<Image> LoadImage(const Manifest& m, ChunkStore& cache, ChunkFetcher* fetcher, const IndexLimits& limits) {
+  if (fetcher)
+    if (auto p = internal::PrefetchIntoCache(m.body_chunks, cache, *fetcher); !p) return Fail(p.error().WithContext("image body"));
   std::string body;
   body.reserve(m.body_size);
   for (const auto& c : m.body_chunks) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -117,7 +118,7 @@ class BatchFetcher : public TestFetcher {
     for (size_t i = 0; i < refs.size(); i += 2) {
       auto data = store_.Get(refs[i].object);
       if (!data) return Fail(data.error());
-      if (tamper_batch) (*data)[data->size() / 2] ^= 0x20;
+      if (tamper_batch && !spare.contains(refs[i].object)) (*data)[data->size() / 2] ^= 0x20;
       batched.fetch_add(1);
       if (auto r = sink(i, *data); !r) return r;
     }
@@ -125,6 +126,7 @@ class BatchFetcher : public TestFetcher {
   }
   std::atomic<uint64_t> batches{0}, batched{0};
   std::atomic<bool> tamper_batch = false;
+  std::set<Digest> spare;  // never tampered (set before fetching)
 
  private:
   const ChunkStore& store_;

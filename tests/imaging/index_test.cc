@@ -162,6 +162,29 @@ TEST_CASE("index: a small file's content inline, as text or base64; the rules fo
   }
 }
 
+TEST_CASE("index: LoadImage fetches the body chunks the cache lacks in batches, one round trip for many", "[index][batch]") {
+  Env env;
+  test::TempDir work("parc-index");
+  for (int i = 0; i < 3000; ++i) test::WriteFile(work.path() / "etc" / ("conf" + std::to_string(i)), RandomData(200, static_cast<uint64_t>(i)));
+  auto v1 = env.CaptureTreeSigned(work.path(), "1");
+  const auto& body = v1.image().manifest.body_chunks;
+  REQUIRE(body.size() >= 4);
+  BatchFetcher fetcher(env.server());  // serves every other chunk of a batch; the rest come alone
+  auto img = REQUIRE_OK(LoadImage(v1.image().manifest, env.cache(), &fetcher));
+  CHECK(img.entries.size() == v1.image().entries.size());
+  CHECK(fetcher.batches == 1);
+  CHECK(fetcher.batched == (body.size() + 1) / 2);
+  CHECK(fetcher.chunks == body.size() / 2);
+  for (const auto& c : body) CHECK(env.cache().Has(c.object));
+  // A tampered body chunk in a batch is refused.
+  BatchFetcher evil(env.server());
+  evil.tamper_batch = true;
+  auto empty = REQUIRE_OK(DirChunkStore::Open(work.path() / "empty"));
+  auto bad = LoadImage(v1.image().manifest, *empty, &evil);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().Is(Errc::kCrypto));
+}
+
 TEST_CASE("index: hostile tree entries are refused, saying where", "[index][hostile]") {
   struct Case {
     std::string line;
