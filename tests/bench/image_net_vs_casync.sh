@@ -123,12 +123,13 @@ WORK=${WORK:-$(mktemp -d /var/tmp/parc-imgnet.XXXXXX)}
 mkdir -p "$WORK"
 chmod 711 "$WORK"  # nginx workers (an unprivileged user) traverse it to the served files
 pids=()
-MOUNTS=()
+# shellcheck source=fresh_fs.sh
+source "$(dirname "$0")/fresh_fs.sh"
 cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  for p in "${MOUNTS[@]}"; do umount "$p" 2>/dev/null || umount -l "$p" 2>/dev/null || true; done
+  drop_all_fs
   if [[ ${KEEP:-0} == 1 ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -137,32 +138,10 @@ LOG=$WORK/log
 : >"$WORK/starts"
 : >"$WORK/cpu"
 pause() { sync; echo "   (sync; sleep $PAUSE: ext4 recently_deleted)"; sleep "$PAUSE"; }
-FRESH_FS=${FRESH_FS:-1}
 # SERIES=T or SERIES=D runs one series only (default both).
 SERIES=${SERIES:-TD}
 [[ $SERIES =~ ^(T|D|TD)$ ]] || die "SERIES must be T, D or TD"
 SERIES_LIST=$(echo "$SERIES" | sed 's/./& /g')
-# fresh_fs DIR: a new, empty ext4 filesystem mounted at DIR (FRESH_FS=1); drop_fs DIR undoes it.
-fresh_fs() {
-  mkdir -p "$1"
-  [[ $FRESH_FS == 1 ]] || return 0
-  local img
-  img=$WORK/fs/$(echo "$1" | tr / _).img
-  mkdir -p "$WORK/fs"
-  truncate -s 8G "$img"
-  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$img" || die "mkfs.ext4 $img failed"
-  mount -o loop "$img" "$1" || die "cannot mount a loop filesystem at $1 (FRESH_FS=0 to run without)"
-  MOUNTS+=("$1")
-}
-drop_fs() {
-  [[ $FRESH_FS == 1 ]] || return 0
-  sync
-  umount "$1" || die "cannot unmount $1"
-  local keep=() m
-  for m in "${MOUNTS[@]}"; do [[ $m == "$1" ]] || keep+=("$m"); done
-  MOUNTS=("${keep[@]}")
-  rm -f "$WORK/fs/$(echo "$1" | tr / _).img"
-}
 
 # CPU accounting, to see what else used the two cores during a run:
 # busy_ticks: the machine's busy time (all cores, kernel threads included);

@@ -11,14 +11,15 @@
 #   +  store sizes, and the chunker alone on one core
 #
 # Every timed command ends with `sync` (Parc syncs itself, casync does not), so
-# both are timed to durable data. Each run writes into fresh directories;
+# both are timed to durable data. Deployments (B, D) write onto a fresh ext4
+# per run (fresh_fs.sh; FRESH_FS=0 writes into the work dir instead). Each run writes into fresh directories;
 # between series everything is deleted, synced, and the script sleeps
 # $PAUSE seconds: on these machines ext4 creates files 3-5x slower for a while
 # after mass deletion (DESIGN.md, "Measuring on these machines").
 #
 # usage: tests/bench/image_vs_casync.sh BUILD_DIR [RUNS]     (root; RUNS default 5)
 #   BUILD_DIR: a Release build with parc-image-bench (ninja parc-image-bench)
-#   env: PAUSE (60), WORK (a fresh /var/tmp/parc-imgbench.*), KEEP=1 keeps WORK,
+#   env: PAUSE (60), WORK (a fresh /var/tmp/parc-imgbench.*), KEEP=1 keeps WORK, FRESH_FS (1),
 #        PARC_REFERENCE_CACHE (/var/tmp/parc-reference), DEBIAN_MIRROR, PACKAGE (tree)
 set -euo pipefail
 
@@ -55,7 +56,12 @@ done
 
 WORK=${WORK:-$(mktemp -d /var/tmp/parc-imgbench.XXXXXX)}
 mkdir -p "$WORK"
-cleanup() { if [[ ${KEEP:-0} == 1 ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
+# shellcheck source=fresh_fs.sh
+source "$(dirname "$0")/fresh_fs.sh"
+cleanup() {
+  drop_all_fs
+  if [[ ${KEEP:-0} == 1 ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
 trap cleanup EXIT
 LOG=$WORK/log
 : >"$LOG"
@@ -145,7 +151,7 @@ step "B: deploy the tree from the local store (load $(load))"
 for i in $(seq 1 "$RUNS"); do
   for tool in $(order "$i"); do
     d=$WORK/B/$tool-$i
-    mkdir -p "$d"
+    fresh_fs "$d"
     if [[ $tool == parc ]]; then timed "B-parc-$i" "$BENCH" deploy-tree "$P1/img" "$P1/store" "$d/target"
     else timed "B-casync-$i" "${CASYNC[@]}" --store="$C1/store" extract "$C1/img.caidx" "$d/target"; fi
   done
@@ -163,6 +169,7 @@ for tool in parc casync; do
   fi
 done
 echo "both deployed trees equal the source (casync mtree)"
+for i in $(seq 1 "$RUNS"); do drop_fs "$WORK/B/parc-$i"; drop_fs "$WORK/B/casync-$i"; done
 rm -rf "$WORK/B"
 pause
 
@@ -189,13 +196,14 @@ step "D: deploy the disk image from the local store into a new file (load $(load
 for i in $(seq 1 "$RUNS"); do
   for tool in $(order "$i"); do
     d=$WORK/D/$tool-$i
-    mkdir -p "$d"
+    fresh_fs "$d"
     if [[ $tool == parc ]]; then timed "D-parc-$i" "$BENCH" deploy-block "$PD/img" "$PD/store" "$d/disk.img"
     else timed "D-casync-$i" "${CASYNC[@]}" --store="$CD/store" extract "$CD/img.caibx" "$d/disk.img"; fi
   done
   for tool in parc casync; do
     cmp -s "$DISK" "$WORK/D/$tool-$i/disk.img" || die "the disk image deployed by $tool differs"
     rm -f "$WORK/D/$tool-$i/disk.img"
+    drop_fs "$WORK/D/$tool-$i"
   done
 done
 D_LOAD=$(load)
