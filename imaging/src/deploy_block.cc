@@ -90,10 +90,17 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
       return ctx(Error(Errc::kFailedPrecondition, "the target is neither a regular file nor a block device (symlinks are not followed)"));
     device = st->type == sys::Type::kBlockDevice;
   }
-  auto fd = sys::OpenWrite(target, !existed);
-  if (!fd) return ctx(fd.error());
-  auto current = sys::SizeOf(*fd);
-  if (!current) return ctx(current.error());
+  // A new file is created only once every chunk is here and verified: a
+  // refused deployment leaves no file behind.
+  std::optional<sys::Fd> fd;
+  Expected<uint64_t> current = uint64_t{0};
+  if (existed) {
+    auto opened = sys::OpenWrite(target, false);
+    if (!opened) return ctx(opened.error());
+    fd = std::move(*opened);
+    current = sys::SizeOf(*fd);
+    if (!current) return ctx(current.error());
+  }
   if (device && *current < size)
     return ctx(Error(Errc::kResourceExhausted, "the device holds " + std::to_string(*current) + " bytes, the image needs " +
                                                    std::to_string(size)));
@@ -181,6 +188,11 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
   // has no staging copy, so writing while fetching would leave it half
   // rewritten when a later chunk turns out tampered or the server is gone.
   if (auto f = gatherer.FetchMissing(); !f) return ctx(f.error());
+  if (!fd) {
+    auto created = sys::OpenWrite(target, true);
+    if (!created) return ctx(created.error());
+    fd = std::move(*created);
+  }
 
   std::vector<size_t> order;  // the blocks to write, in image order
   uint64_t todo_bytes = 0;

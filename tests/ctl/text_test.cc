@@ -45,7 +45,7 @@ TEST_CASE("ShortId, Join, ToUpper, Trim", "[ctl]") {
   CHECK(Trim("   ") == "");
 }
 
-TEST_CASE("Human values for sizes and times; raw text otherwise", "[ctl]") {
+TEST_CASE("Human values for sizes and times, raw text otherwise", "[ctl]") {
   CHECK(HumanBytes(512) == "512 B");
   CHECK(HumanBytes(1536) == "1.5 KiB");
   CHECK(HumanBytes(16ULL * 1024 * 1024 * 1024) == "16.0 GiB");

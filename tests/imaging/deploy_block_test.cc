@@ -156,7 +156,7 @@ TEST_CASE("deploy block: a real block device, sized with BLKGETSIZE64", "[deploy
   CHECK(too_small.error().Is(Errc::kResourceExhausted));
 }
 
-TEST_CASE("deploy block: a tampered chunk is refused before anything is written; an interrupted deploy resumes", "[deploy][block][tamper][resume]") {
+TEST_CASE("deploy block: a tampered chunk is refused before anything is written, an interrupted deploy resumes", "[deploy][block][tamper][resume]") {
   Env env;
   test::TempDir work("parc-block");
   std::string disk = DiskBytes(4);
@@ -189,7 +189,7 @@ TEST_CASE("deploy block: a tampered chunk is refused before anything is written;
   CHECK(test::ReadFileOrEmpty(target) == disk);
 }
 
-TEST_CASE("deploy block: chunks fetched in batches, the ones a batch left out alone; a tampered batch is refused", "[deploy][block][batch]") {
+TEST_CASE("deploy block: chunks fetched in batches, the ones a batch left out alone, a tampered batch is refused", "[deploy][block][batch]") {
   Env env;
   test::TempDir work("parc-block");
   std::string disk = DiskBytes(5);
@@ -213,6 +213,6 @@ TEST_CASE("deploy block: chunks fetched in batches, the ones a batch left out al
   CHECK(fetcher.batched >= 1);
   CHECK(fetcher.chunks >= 1);  // the others, one by one
   CHECK(r.fetched == v1.image().UniqueChunks().size());
-  CHECK(r.index_fetched == v1.image().manifest.body_chunks.size());
+  CHECK(r.index_fetched == 0);  // the refused run had already cached the (intact) index
   CHECK(r.fetched + r.index_fetched == fetcher.batched + fetcher.chunks);
 }

@@ -128,7 +128,7 @@ TEST_CASE("deploy tree: capture then deploy gives an identical tree, metadata in
                    {"/data/big", "mode"}, {"/data/empty", "missing"}, {"/data/stray", "extra"}, {"/usr/lib/libx.so", "content"}});
 }
 
-TEST_CASE("capture tree: files up to inline_max live in the index, larger ones in chunks; deployed and verified alike", "[deploy][tree][inline]") {
+TEST_CASE("capture tree: files up to inline_max live in the index, larger ones in chunks, deployed and verified alike", "[deploy][tree][inline]") {
   Fixture f;
   fs::path src = f.work.path() / "sizes";
   test::WriteFile(src / "at-limit", RandomData(4096, 1));
@@ -669,7 +669,7 @@ TEST_CASE("deploy tree: cancelling from the progress callback leaves the target 
   CHECK_FALSE(f.Leftovers());
 }
 
-TEST_CASE("deploy tree: with verify, the new tree is checked before the swap; a difference keeps the old tree", "[deploy][tree][verify]") {
+TEST_CASE("deploy tree: with verify, the new tree is checked before the swap, a difference keeps the old tree", "[deploy][tree][verify]") {
   Fixture f;
   auto v1 = f.env.CaptureTreeSigned(f.src, "1");
   TestFetcher fetcher(f.env.server());

@@ -116,7 +116,7 @@ TEST_CASE("index: names that are not UTF-8 travel as base64", "[index]") {
   CHECK_THAT(ParseError(ForBody(ImageKind::kTree, bad), bad), Catch::Contains("must be given as 'path'"));
 }
 
-TEST_CASE("index: a small file's content inline, as text or base64; the rules for it", "[index]") {
+TEST_CASE("index: a small file's content inline, as text or base64, the rules for it", "[index]") {
   Image img = SmallTree();
   Entry bin = img.entries[2];
   img.entries[2].chunks.clear();

@@ -46,7 +46,7 @@ uint64_t FileSize(const fs::path& p) { return fs::file_size(p); }
 
 }  // namespace
 
-TEST_CASE("pack store: objects survive reopening; a second put appends nothing; wrong bytes are refused", "[store][pack]") {
+TEST_CASE("pack store: objects survive reopening, a second put appends nothing, wrong bytes are refused", "[store][pack]") {
   test::TempDir dir("parc-pack");
   Chunk a = MakeChunk(70000, 1), b = MakeChunk(3000, 2);
   {
@@ -101,7 +101,7 @@ TEST_CASE("pack store: a removed object stays removed after reopening and can be
   CHECK(Readable(*store, b));
 }
 
-TEST_CASE("pack store: a crash's torn tail loses only the last objects; appends continue after it", "[store][pack]") {
+TEST_CASE("pack store: a crash's torn tail loses only the last objects, appends continue after it", "[store][pack]") {
   test::TempDir dir("parc-pack");
   std::vector<Chunk> chunks;
   for (int i = 0; i < 4; ++i) chunks.push_back(MakeChunk(10000 + 1000 * i, 10 + i));
@@ -159,7 +159,7 @@ TEST_CASE("pack store: a crash's torn tail loses only the last objects; appends 
   CHECK(Readable(*store, chunks[1]));
 }
 
-TEST_CASE("pack store: instances open on one directory write packs of their own; a later one sees both", "[store][pack]") {
+TEST_CASE("pack store: instances open on one directory write packs of their own, a later one sees both", "[store][pack]") {
   test::TempDir dir("parc-pack");
   Chunk x = MakeChunk(30000, 20), y = MakeChunk(30000, 21);
   {

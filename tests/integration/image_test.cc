@@ -391,7 +391,7 @@ TEST_CASE("images: a deployment cut off by an agent crash resumes with the chunk
   CHECK(verified.exit_code == 0);
 }
 
-TEST_CASE("images: a server killed in the middle of sending chunks is waited for; the deployment completes after its restart",
+TEST_CASE("images: a server killed in the middle of sending chunks is waited for, the deployment completes after its restart",
           "[integration][image]") {
   ImageLab lab;
   fs::path master = lab.dir / "master";

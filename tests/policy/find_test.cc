@@ -172,7 +172,7 @@ TEST_CASE("find: not applicable on another platform", "[policy][find]") {
   CHECK(test::CheckOne(b, r.root()).status == policy::Status::kNotApplicable);
 }
 
-TEST_CASE("find: links are not followed out of the root; nothing outside is changed", "[policy][find]") {
+TEST_CASE("find: links are not followed out of the root, nothing outside is changed", "[policy][find]") {
   test::PolicyRoot r;
   test::TempDir outside("parc-sentinel");
   fs::path sentinel = outside.path() / "dir" / "open";

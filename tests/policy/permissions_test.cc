@@ -170,7 +170,7 @@ TEST_CASE("permissions: globs, recursive walks and the type filter", "[policy][p
   }
 }
 
-TEST_CASE("permissions: not applicable when nothing matches; unknown owner is an error", "[policy][permissions]") {
+TEST_CASE("permissions: not applicable when nothing matches, unknown owner is an error", "[policy][permissions]") {
   test::PolicyRoot r;
   auto na = test::MakeBaseline(PermRule("paths = [\"/etc/nothing-here\", \"/etc/none.d/*\"]\nmode = \"0600\"\n"));
   auto res = test::CheckOne(na, r.root());

@@ -179,7 +179,7 @@ TEST_CASE("service masked: ctrl-alt-del.target -> /dev/null as systemctl mask do
   }
 }
 
-TEST_CASE("service enabled on a masked unit unmasks it first; template instances are enabled", "[policy][service]") {
+TEST_CASE("service enabled on a masked unit unmasks it first, template instances are enabled", "[policy][service]") {
   test::PolicyRoot r;
   PopulateUnits(r);
   SystemctlDo(r.root(), {"mask", "auditd.service"});
@@ -247,7 +247,7 @@ TEST_CASE("service: static units, absent units", "[policy][service]") {
   CHECK(test::ApplyAll(mask, r).after.rules[0].status == policy::Status::kPass);
 }
 
-TEST_CASE("service: links leaving the root are not followed; nothing outside is touched", "[policy][service]") {
+TEST_CASE("service: links leaving the root are not followed, nothing outside is touched", "[policy][service]") {
   test::PolicyRoot r;
   PopulateUnits(r);
   test::TempDir outside("parc-sentinel");

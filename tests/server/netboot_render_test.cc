@@ -151,7 +151,7 @@ TEST_CASE("netboot: each format makes a value safe or refuses it, naming the var
   CHECK(*Escape("x", "a\"b\\c: #d", Format::kYaml) == "\"a\\\"b\\\\c: #d\"");
 }
 
-TEST_CASE("netboot: templates name their variables; mistakes are refused with the line", "[netboot]") {
+TEST_CASE("netboot: templates name their variables, mistakes are refused with the line", "[netboot]") {
   Variables vars{{"hostname", "pc-1"}, {"group", "lab"}};
   CHECK(*Render("h={{hostname}} g={{ group }}\n", vars, Format::kPreseed) == "h=pc-1 g=lab\n");
   auto unknown = Render("a\nb {{hostnmae}}\n", vars, Format::kPreseed);
