@@ -129,7 +129,7 @@ Expected<std::string> DirChunkStore::Get(const Digest& object) const {
   return data;
 }
 
-ExpectedVoid DirChunkStore::Put(const Digest& object, std::string_view stored) {
+ExpectedVoid ChunkStore::Put(const Digest& object, std::string_view stored) {
   if (Digest::Of(stored) != object)
     return Fail(Errc::kCrypto, "refusing to store bytes under " + object.Short() + ": they do not hash to it");
   return PutChecked(object, stored);

@@ -276,12 +276,6 @@ Expected<std::string> PackChunkStore::Get(const Digest& object) const {
   return data;
 }
 
-ExpectedVoid PackChunkStore::Put(const Digest& object, std::string_view stored) {
-  if (Digest::Of(stored) != object)
-    return Fail(Errc::kCrypto, "refusing to store bytes under " + object.Short() + ": they do not hash to it");
-  return PutChecked(object, stored);
-}
-
 ExpectedVoid PackChunkStore::PutChecked(const Digest& object, std::string_view stored) {
   if (Has(object)) return {};
   if (stored.size() > MaxStoredSize(16u << 20))

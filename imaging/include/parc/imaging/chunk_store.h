@@ -67,10 +67,10 @@ class ChunkStore {
   virtual Expected<std::string> Get(const Digest& object) const = 0;
   // Keeps stored bytes under their digest; refuses bytes that do not hash to
   // `object` (Errc::kCrypto). Putting an object already present does nothing.
-  virtual ExpectedVoid Put(const Digest& object, std::string_view stored) = 0;
+  ExpectedVoid Put(const Digest& object, std::string_view stored);
   // Put for bytes the caller has just checked against `object` (DecodeChunk
-  // did): a store may skip hashing them again.
-  virtual ExpectedVoid PutChecked(const Digest& object, std::string_view stored) { return Put(object, stored); }
+  // did): not hashed again.
+  virtual ExpectedVoid PutChecked(const Digest& object, std::string_view stored) = 0;
   // Drops an object (a corrupt one found by a reader); absent is fine.
   virtual ExpectedVoid Remove(const Digest& object) = 0;
   // Makes every object Put so far durable (one filesystem sync, not one
@@ -89,7 +89,6 @@ class DirChunkStore final : public ChunkStore {
 
   bool Has(const Digest& object) const override;
   Expected<std::string> Get(const Digest& object) const override;
-  ExpectedVoid Put(const Digest& object, std::string_view stored) override;
   ExpectedVoid PutChecked(const Digest& object, std::string_view stored) override;
   ExpectedVoid Remove(const Digest& object) override;
   ExpectedVoid Sync() override;
@@ -122,7 +121,6 @@ class PackChunkStore final : public ChunkStore {
 
   bool Has(const Digest& object) const override;
   Expected<std::string> Get(const Digest& object) const override;
-  ExpectedVoid Put(const Digest& object, std::string_view stored) override;
   ExpectedVoid PutChecked(const Digest& object, std::string_view stored) override;
   ExpectedVoid Remove(const Digest& object) override;
   ExpectedVoid Sync() override;
