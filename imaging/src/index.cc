@@ -221,13 +221,13 @@ Expected<Entry> ParseEntry(const json& j, const std::string& where, const Manife
   if (!known) return o.Err("unknown type '" + type + "'");
 
   const std::initializer_list<const char*> kTexts = {"path", "path_b64", "target", "target_b64"};
+  // A file lists its chunks, or holds its (non-empty) content inline as
+  // "data" (UTF-8 text) or "data_b64".
+  const bool inline_data = e.type == EntryType::kFile && (j.contains("data") || j.contains("data_b64"));
   if (e.type == EntryType::kHardlink) {
     if (auto k = o.Keys({"type"}, kTexts); !k) return Fail(k.error());
   } else {
     std::vector<const char*> required = {"type", "mode", "uid", "gid", "user", "group", "mtime", "mtime_nsec", "xattrs"};
-    // A file lists its chunks, or holds its (non-empty) content inline as
-    // "data" (UTF-8 text) or "data_b64".
-    const bool inline_data = e.type == EntryType::kFile && (j.contains("data") || j.contains("data_b64"));
     if (e.type == EntryType::kFile) required.insert(required.end(), {"size"});
     if (e.type == EntryType::kFile && !inline_data) required.insert(required.end(), {"chunks"});
     if (e.type == EntryType::kCharDevice || e.type == EntryType::kBlockDevice) required.insert(required.end(), {"major", "minor"});
@@ -292,7 +292,7 @@ Expected<Entry> ParseEntry(const json& j, const std::string& where, const Manife
     auto size = o.U64("size", limits.max_image_bytes);
     if (!size) return Fail(size.error());
     e.size = *size;
-    if (j.contains("data") || j.contains("data_b64")) {
+    if (inline_data) {
       auto data = o.Text("data");
       if (!data) return Fail(data.error());
       if (data->empty()) return o.Err("inline 'data' must not be empty (an empty file has \"chunks\": [])");

@@ -169,19 +169,28 @@ struct PackChunkStore::State {
       if (!idx) return Fail(idx.error());
       auto reader = sys::OpenRead(dir / PackName(seq, "pack"));
       if (!reader) return Fail(reader.error());
-      if (writer) filled.push_back(std::move(*writer));
-      writer.emplace();
-      writer->pack = std::move(*pack);
-      writer->idx = std::move(*idx);
+      uint32_t slot;
       {
         std::unique_lock lock(mu);
         readers.push_back(std::move(*reader));
-        writer->slot = static_cast<uint32_t>(readers.size() - 1);
+        slot = static_cast<uint32_t>(readers.size() - 1);
       }
+      SetWriter(std::move(*pack), std::move(*idx), slot, 0, 0);
       dir_changed = true;
       return {};
     }
     return Fail(Errc::kInternal, "cannot create a new pack in " + dir.string());
+  }
+
+  // Makes an open, locked pack the one appended to, from these ends on.
+  void SetWriter(sys::Fd pack, sys::Fd idx, uint32_t slot, uint64_t pack_end, uint64_t idx_end) {
+    if (writer) filled.push_back(std::move(*writer));
+    writer.emplace();
+    writer->pack = std::move(pack);
+    writer->idx = std::move(idx);
+    writer->slot = slot;
+    writer->pack_end = pack_end;
+    writer->idx_end = idx_end;
   }
 
   ExpectedVoid AppendEntry(const Entry& e) {
@@ -238,12 +247,7 @@ Expected<std::unique_ptr<PackChunkStore>> PackChunkStore::Open(const fs::path& d
       auto idx = sys::OpenWrite(s->dir / PackName(seq, "idx"), true);
       if (!idx) return Fail(idx.error());
       if (auto t = sys::Truncate(*idx, *valid); !t) return Fail(t.error());
-      s->writer.emplace();
-      s->writer->pack = std::move(*adopted);
-      s->writer->idx = std::move(*idx);
-      s->writer->slot = slot;
-      s->writer->pack_end = *size;
-      s->writer->idx_end = *valid;
+      s->SetWriter(std::move(*adopted), std::move(*idx), slot, *size, *valid);
     }
   }
   return std::unique_ptr<PackChunkStore>(new PackChunkStore(std::move(s)));
