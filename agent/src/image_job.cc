@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "parc/common/files.h"
+#include "parc/common/hash.h"
 #include "parc/common/log.h"
 #include "parc/common/timeutil.h"
 #include "parc/imaging/capture.h"
@@ -186,7 +187,7 @@ v1::JobUpdate::State StateOfPhase(std::string_view phase) {
   return v1::JobUpdate::INSTALLING;
 }
 
-std::string Stats(const imaging::DeployReport& r, bool verified) {
+std::string Stats(const imaging::DeployReport& r, bool verified, const std::string& rollback_point) {
   return nlohmann::json{{"chunks", r.chunks},
                         {"from_cache", r.from_cache},
                         {"seeded", r.seeded},
@@ -196,11 +197,200 @@ std::string Stats(const imaging::DeployReport& r, bool verified) {
                         {"written_bytes", r.written_bytes},
                         {"unchanged_bytes", r.unchanged_bytes},
                         {"verified", verified},
-                        {"already_deployed", r.already_deployed}}
+                        {"already_deployed", r.already_deployed},
+                        {"rollback_point", rollback_point}}
       .dump();
 }
 
+// --- what this agent deployed to each tree target, and its rollback point ----
+//
+// <state>/images/targets/<key>.json, one per tree target the agent deployed
+// to: the image in place and, while that deployment is not committed, the
+// rollback point its previous tree is (reported to the server with the
+// package and policy points). Written atomically after each step, so a crash
+// leaves the one before or the one after.
+struct TargetRecord {
+  std::string target;  // the job's path, as the server named it
+  std::string name, version, image_id;
+  uint64_t size = 0, entries = 0;
+  struct Point {
+    std::string id, job_id, from_version, from_image_id, to_version;
+    int64_t created_at = 0;
+    uint64_t paths = 0, bytes = 0;  // of the previous tree (its image's entries and size; 0 when unknown)
+    std::string state;              // committed (restorable), restoring, rolled-back
+  };
+  std::optional<Point> point;
+};
+
+fs::path TargetsDir(const AgentConfig& config) { return config.state_dir / "images" / "targets"; }
+
+fs::path RecordPath(const AgentConfig& config, const std::string& target) {
+  return TargetsDir(config) / (Sha256Hex(target).substr(0, 24) + ".json");
+}
+
+Expected<TargetRecord> ParseRecord(const std::string& text) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    TargetRecord r;
+    r.target = j.at("target").get<std::string>();
+    r.name = j.at("name").get<std::string>();
+    r.version = j.at("version").get<std::string>();
+    r.image_id = j.at("image_id").get<std::string>();
+    r.size = j.value("size", uint64_t{0});
+    r.entries = j.value("entries", uint64_t{0});
+    if (auto p = j.find("point"); p != j.end() && p->is_object()) {
+      TargetRecord::Point pt;
+      pt.id = p->at("id").get<std::string>();
+      pt.job_id = p->value("job_id", "");
+      pt.from_version = p->value("from_version", "");
+      pt.from_image_id = p->value("from_image_id", "");
+      pt.to_version = p->value("to_version", "");
+      pt.created_at = p->value("created_at", int64_t{0});
+      pt.paths = p->value("paths", uint64_t{0});
+      pt.bytes = p->value("bytes", uint64_t{0});
+      pt.state = p->at("state").get<std::string>();
+      r.point = pt;
+    }
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return Fail(Errc::kParse, std::string("unreadable image target record: ") + e.what());
+  }
+}
+
+Expected<std::optional<TargetRecord>> LoadRecord(const AgentConfig& config, const std::string& target) {
+  fs::path path = RecordPath(config, target);
+  if (!PathExists(path)) return std::optional<TargetRecord>{};
+  auto text = ReadSmallFile(path);
+  if (!text) return Fail(text.error());
+  auto r = ParseRecord(*text);
+  if (!r) return Fail(r.error().WithContext(path.string()));
+  if (r->target != target) return std::optional<TargetRecord>{};  // another target with the same key prefix: not ours
+  return std::optional<TargetRecord>(std::move(*r));
+}
+
+ExpectedVoid SaveRecord(const AgentConfig& config, const TargetRecord& r) {
+  if (auto d = EnsureDirectory(TargetsDir(config), 0700); !d) return d;
+  nlohmann::json j{{"format", "parc-image-target/1"}, {"target", r.target},   {"name", r.name},
+                   {"version", r.version},            {"image_id", r.image_id}, {"size", r.size},
+                   {"entries", r.entries}};
+  if (r.point)
+    j["point"] = {{"id", r.point->id},
+                  {"job_id", r.point->job_id},
+                  {"from_version", r.point->from_version},
+                  {"from_image_id", r.point->from_image_id},
+                  {"to_version", r.point->to_version},
+                  {"created_at", r.point->created_at},
+                  {"paths", r.point->paths},
+                  {"bytes", r.point->bytes},
+                  {"state", r.point->state}};
+  return WriteFileAtomic(RecordPath(config, r.target), j.dump(2) + "\n", 0600);
+}
+
+std::vector<TargetRecord> AllRecords(const AgentConfig& config) {
+  std::vector<TargetRecord> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(TargetsDir(config), ec)) {
+    if (e.path().extension() != ".json") continue;
+    auto text = ReadSmallFile(e.path());
+    if (!text) continue;
+    if (auto r = ParseRecord(*text)) out.push_back(std::move(*r));
+    else spdlog::warn("{}: {}", e.path().string(), r.error().message());
+  }
+  return out;
+}
+
+// The record after a tree deployment: the image in place, and the rollback
+// point its previous tree is unless the deployment was committed.
+TargetRecord AfterDeploy(const std::optional<TargetRecord>& before, const imaging::Manifest& m,
+                         const imaging::DeployReport& report, const std::string& target, const std::string& job_id,
+                         bool keep_previous) {
+  TargetRecord next;
+  next.target = target;
+  next.name = m.name;
+  next.version = m.version;
+  next.image_id = report.image_id;
+  next.size = m.size;
+  next.entries = m.entries;
+  if (!keep_previous) return next;
+  if (before && before->image_id == report.image_id && before->point && before->point->state == "committed") {
+    next.point = before->point;  // recorded already (a job run again, or this image deployed again)
+    return next;
+  }
+  TargetRecord::Point pt;
+  pt.id = RandomUuid();
+  pt.job_id = job_id;
+  pt.to_version = m.version;
+  pt.created_at = NowUnix();
+  pt.state = "committed";
+  if (before && before->image_id != report.image_id) {  // what Parc put there last is what was there
+    pt.from_version = before->version;
+    pt.from_image_id = before->image_id;
+    pt.paths = before->entries;
+    pt.bytes = before->size;
+  }
+  next.point = pt;
+  return next;
+}
+
 }  // namespace
+
+std::vector<v1::RollbackPointInfo> ImageRollbackPoints(const AgentConfig& config) {
+  std::vector<v1::RollbackPointInfo> out;
+  for (const auto& r : AllRecords(config)) {
+    if (!r.point) continue;
+    v1::RollbackPointInfo o;
+    o.set_point_id(r.point->id);
+    o.set_job_id(r.point->job_id);
+    o.set_package("image:" + r.name);
+    o.set_action("deploy");
+    o.set_from_version(r.point->from_version);
+    o.set_to_version(r.point->to_version);
+    o.set_created_at(r.point->created_at);
+    o.set_paths(r.point->paths);
+    o.set_bytes(r.point->bytes);
+    o.set_state(r.point->state == "restoring" ? "committed" : r.point->state);
+    o.set_target(r.target);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+std::optional<v1::JobUpdate> RestoreImagePoint(const std::string& job_id, const std::string& point_id,
+                                               const AgentConfig& config) {
+  std::optional<TargetRecord> found;
+  for (auto& r : AllRecords(config))
+    if (r.point && r.point->id == point_id) found = std::move(r);
+  if (!found) return std::nullopt;
+  TargetRecord& r = *found;
+  auto target = TargetPath(config, r.target);
+  if (!target) return Failed(job_id, target.error().message());
+  std::string what = r.name + " " + r.point->to_version + " on " + r.target;
+  if (r.point->state == "rolled-back")  // the job ran before a crash, and finished
+    return Succeeded(job_id, "rollback point " + point_id.substr(0, 8) + " of " + r.target + " was restored already", 0, "");
+  if (r.point->state != "committed" && r.point->state != "restoring")
+    return Failed(job_id, "rollback point " + point_id.substr(0, 8) + " is " + r.point->state + ": it cannot be restored");
+  auto now = imaging::InspectTree(*target);
+  if (!now) return Failed(job_id, now.error().message());
+  if (r.point->state == "committed") {
+    if (now->state != imaging::TreeDeployment::State::kSwapped || now->image_id != r.image_id || now->previous.empty())
+      return Failed(job_id, "the deployment of " + what + " is no longer the one this rollback point belongs to; nothing changed");
+    r.point->state = "restoring";  // from here on, a run after a crash finishes the rollback
+    if (auto s = SaveRecord(config, r); !s) return Failed(job_id, s.error().message());
+  }
+  if (now->state != imaging::TreeDeployment::State::kNone)
+    if (auto rb = imaging::RollbackTree(*target); !rb)
+      return Failed(job_id, "cannot put the previous tree of " + r.target + " back: " + rb.error().message());
+  std::string restored = r.point->from_version.empty() ? "the tree it replaced" : r.name + " " + r.point->from_version;
+  r.version = r.point->from_version;
+  r.image_id = r.point->from_image_id;
+  r.entries = r.point->paths;
+  r.size = r.point->bytes;
+  r.point->state = "rolled-back";
+  if (auto s = SaveRecord(config, r); !s) return Failed(job_id, s.error().message());
+  return Succeeded(job_id, "restored " + r.target + " to " + restored + " (rollback point " + point_id.substr(0, 8) +
+                               "); " + r.name + " " + r.point->to_version + " was removed",
+                   0, "");
+}
 
 v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
   const auto& im = job.image();
@@ -227,7 +417,15 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
   o.progress = Reporter(env, StateOfPhase, m->name + " " + m->version);
   bool block = m->kind == imaging::ImageKind::kBlock;
   o.verify = !block;  // a block target is always read back and checked
+  // The deployment this agent left in place for its rollback point is
+  // committed once this one is swapped in (not before: if this one fails, it
+  // and its point stay).
+  o.commit_previous = true;
+  std::optional<TargetRecord> before;
   if (!block) {
+    auto loaded = LoadRecord(config, im.target());
+    if (!loaded) spdlog::warn("{}; the rollback point of {} will not name the version it restores", loaded.error().message(), im.target());
+    else before = std::move(*loaded);
     // A first deployment to /srv/ws may find no /srv yet.
     std::error_code ec;
     fs::create_directories(target->parent_path(), ec);
@@ -236,11 +434,19 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
   auto report = block ? imaging::DeployBlock(im.manifest_json(), im.signature(), *target, **cache, &fetcher, o)
                       : imaging::DeployTree(im.manifest_json(), im.signature(), *target, **cache, &fetcher, o);
   if (!report) return Failed(job.job_id(), "image " + m->name + " " + m->version + " not deployed: " + report.error().message());
+  std::string point_note;
   if (!block) {
-    // The new tree was checked against the image before the swap (o.verify);
-    // committing drops the previous tree (the rollback point).
-    if (auto c = imaging::CommitTree(*target); !c)
-      return Failed(job.job_id(), "image deployed and verified but not committed: " + c.error().message());
+    // The new tree was checked against the image before the swap (o.verify).
+    // Its previous tree stays as the rollback point unless the job commits
+    // (a first deployment has none).
+    bool keep = !im.commit() && !report->previous.empty();
+    if (!keep)
+      if (auto c = imaging::CommitTree(*target); !c)
+        return Failed(job.job_id(), "image deployed and verified but not committed: " + c.error().message());
+    TargetRecord next = AfterDeploy(before, *m, *report, im.target(), job.job_id(), keep);
+    if (auto s = SaveRecord(config, next); !s)
+      return Failed(job.job_id(), "image deployed and verified, but its record could not be written: " + s.error().message());
+    if (next.point) point_note = next.point->id;
   }
   return Succeeded(job.job_id(),
                    report->already_deployed
@@ -249,8 +455,10 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
                              std::to_string(report->chunks) + " chunks, " + std::to_string(report->fetched) +
                              " fetched (" + std::to_string(report->fetched_bytes) + " bytes), " +
                              std::to_string(report->seeded) + " seeded from the target, " +
-                             std::to_string(report->from_cache) + " from the cache",
-                   report->fetched_bytes, Stats(*report, true));
+                             std::to_string(report->from_cache) + " from the cache" +
+                             (point_note.empty() ? std::string()
+                                                 : "; the previous tree is rollback point " + point_note.substr(0, 8)),
+                   report->fetched_bytes, Stats(*report, true, point_note));
 }
 
 v1::JobUpdate RunCaptureJob(const v1::Job& job, const ImageJobEnv& env) {

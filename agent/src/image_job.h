@@ -7,7 +7,9 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "agent_config.h"
 #include "parc/v1/agent.pb.h"
@@ -30,6 +32,15 @@ struct ImageJobEnv {
 };
 
 v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env);
+
+// The rollback points of tree deployments not committed yet: one per target
+// at most, its previous tree (action "deploy", package "image:NAME"), and the
+// points already restored.
+std::vector<v1::RollbackPointInfo> ImageRollbackPoints(const AgentConfig& config);
+// Restores an image rollback point (the previous tree swapped back in);
+// nullopt when point_id is not an image point of this agent.
+std::optional<v1::JobUpdate> RestoreImagePoint(const std::string& job_id, const std::string& point_id,
+                                               const AgentConfig& config);
 
 // An ImageCapture job: chunk a directory, image file or block device of this
 // host into the chunk cache, upload what the server lacks, answer with the

@@ -271,8 +271,10 @@ v1::JobUpdate JobExecutor::Run(const v1::Job& job) {
     env.crash_at = CrashAt();
     return job.has_image() ? RunImageJob(job, env) : RunCaptureJob(job, env);
   }
-  if (job.has_rollback())
+  if (job.has_rollback()) {
+    if (auto done = RestoreImagePoint(job.job_id(), job.rollback().point_id(), config_)) return *done;
     if (auto done = RestorePolicyPoint(job.job_id(), job.rollback().point_id(), config_)) return *done;
+  }
   auto installer = pkg::Installer::Open(config_.root, config_.state_dir);
   if (!installer) return Failed(job.job_id(), installer.error().message());
   pkg::InstallOptions o;
@@ -498,6 +500,7 @@ void JobExecutor::SendRollbackPoints() {
   auto* list = m.mutable_rollback_points();  // set even when empty: "none" is news too
   for (const auto& p : *points) *list->add_points() = ToWire(p);
   for (auto& p : PolicyRollbackPoints(config_)) *list->add_points() = std::move(p);
+  for (auto& p : ImageRollbackPoints(config_)) *list->add_points() = std::move(p);
   send_(std::move(m));
 }
 

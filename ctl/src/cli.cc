@@ -339,7 +339,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
 
   // rollback
   CLI::App* rollback_points =
-      leaf(&app, "rollback-points", "Rollback points a host reported (one per package operation)",
+      leaf(&app, "rollback-points", "Rollback points a host reported (package operations, policy remediations, image deployments)",
            &Commands::RollbackPoints, "Example:\n  parcctl rollback-points pc-042");
   rollback_points->add_option("host", o.host, "Host id, unique id prefix or hostname")->required()->type_name("HOST");
   CLI::App* rollback = leaf(&app, "rollback", "Order a host to restore a committed rollback point (a job)",
@@ -604,6 +604,10 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       "Each agent fetches only the chunks neither its cache nor the target's current content holds,\n"
       "verifies every chunk and the signature, swaps a tree in atomically (a block target is written\n"
       "in place and read back), and leaves the target as it was if anything fails.\n"
+      "A tree that replaced another keeps that one as the host's rollback point until the next\n"
+      "deployment to the target is swapped in: parcctl rollback-points HOST, parcctl rollback HOST POINT.\n"
+      "--commit drops it at once (saves the disk space of a second tree; no way back); deploying the\n"
+      "version in place again with --commit commits it later.\n"
       "Then: parcctl deploy status ID --watch (or give --watch here).");
   image_deploy->add_option("image", o.package_ref, "NAME or NAME=VERSION (default: newest)")
       ->required()
@@ -617,6 +621,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   image_deploy->add_option("--max-parallel", o.max_parallel, "Hosts working at once")->type_name("N");
   image_deploy->add_option("--comment", o.comment, "Note kept in the audit log")->type_name("TEXT");
   image_deploy->add_flag("--watch", o.watch, "Follow the deployment until every host is done (exit 1 if one failed)");
+  image_deploy->add_flag("--commit", o.commit, "Tree: drop each host's previous tree once the new one is verified");
   CLI::App* image_verify = leaf(
       image, "verify", "Check an image of a local store (signature, every chunk) and optionally a target against it",
       &Commands::ImageVerify,

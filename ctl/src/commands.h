@@ -65,6 +65,7 @@ struct Options {
   std::vector<std::string> to;     // --to group:G / host:H, repeatable
   bool remove = false;
   bool watch = false;
+  bool commit = false;  // image deploy: drop each host's previous tree (no rollback point)
   std::string start;
   std::string deadline;
   std::string window;

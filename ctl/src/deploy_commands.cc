@@ -577,11 +577,19 @@ int Commands::RollbackPoints() {
   if (auto st = deploy_->ListRollbackPoints(&ctx, req, &resp); !st.ok()) return RpcFailed(st);
   return Emit(resp, [&] {
     if (resp.points().empty()) return "host " + ShortId(resp.host_id()) + " reported no rollback point\n";
-    Table t({"POINT", "PACKAGE", "ACTION", "FROM", "TO", "STATE", "CREATED", "PATHS", "SAVED"});
-    for (const auto& p : resp.points())
-      t.AddRow({ShortId(p.point_id()), p.package(), p.action(), p.from_version().empty() ? "-" : p.from_version(),
-                p.to_version().empty() ? "-" : p.to_version(), p.state(), FormatTime(p.created_at()),
-                std::to_string(p.paths()), HumanBytes(p.bytes())});
+    bool targets = false;  // image deployments' points name where the tree is
+    for (const auto& p : resp.points()) targets = targets || !p.target().empty();
+    std::vector<std::string> head{"POINT", "PACKAGE", "ACTION", "FROM", "TO", "STATE", "CREATED", "PATHS", "SAVED"};
+    if (targets) head.push_back("TARGET");
+    Table t(head);
+    for (const auto& p : resp.points()) {
+      std::vector<std::string> row{ShortId(p.point_id()), p.package(), p.action(),
+                                   p.from_version().empty() ? "-" : p.from_version(),
+                                   p.to_version().empty() ? "-" : p.to_version(), p.state(), FormatTime(p.created_at()),
+                                   std::to_string(p.paths()), HumanBytes(p.bytes())};
+      if (targets) row.push_back(p.target().empty() ? "-" : p.target());
+      t.AddRow(row);
+    }
     return t.Render(Render().max_width) + "Only committed points can be restored: parcctl rollback HOST POINT\n";
   });
 }

@@ -542,6 +542,7 @@ int Commands::ImageDeploy() {
     req.set_max_parallel(p->count);
   }
   req.set_comment(o_.comment);
+  req.set_commit(o_.commit);
   if (int rc = ConnectImage()) return rc;
   v1::DeploymentInfo resp;
   grpc::ClientContext ctx;

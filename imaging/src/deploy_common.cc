@@ -16,6 +16,13 @@ Expected<Image> OpenSignedImage(std::string_view manifest_json, std::string_view
   return LoadImage(*m, cache, fetcher, options.limits);
 }
 
+bool IsDeploymentSibling(std::string_view name) {
+  if (name.size() < 2 || name.front() != '.') return false;
+  for (auto suffix : {kStagingSuffix, kPreviousSuffix, kJournalSuffix, kTrashSuffix})
+    if (name.size() > suffix.size() + 1 && name.ends_with(suffix)) return true;
+  return false;
+}
+
 bool AllZero(std::string_view data) {
   static const char kZeros[4096] = {};
   while (data.size() >= sizeof kZeros) {

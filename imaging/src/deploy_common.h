@@ -16,6 +16,15 @@ Expected<Image> OpenSignedImage(std::string_view manifest_json, std::string_view
 
 bool AllZero(std::string_view data);
 
+// What a tree deployment to <parent>/<name> keeps next to it in <parent>:
+// .<name><suffix>. The new tree being written, the previous tree (the
+// rollback point), the journal, what is being removed.
+inline constexpr std::string_view kStagingSuffix = ".parc-new", kPreviousSuffix = ".parc-previous",
+                                  kJournalSuffix = ".parc-deploy.json", kTrashSuffix = ".parc-trash";
+// A name of that form: a capture leaves it out (a tree deployed inside the
+// captured one would otherwise bring its rollback point into the image).
+bool IsDeploymentSibling(std::string_view name);
+
 // Counts what really crosses the wire: every byte handed to the sink,
 // partial attempts included, and every call that completed.
 class CountingFetcher final : public ChunkFetcher {

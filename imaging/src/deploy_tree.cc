@@ -36,10 +36,11 @@ Expected<Paths> PathsFor(const fs::path& target) {
   Paths p;
   p.target = t;
   p.parent = t.parent_path();
-  p.staging = p.parent / ("." + name + ".parc-new");
-  p.previous = p.parent / ("." + name + ".parc-previous");
-  p.journal = p.parent / ("." + name + ".parc-deploy.json");
-  p.trash = p.parent / ("." + name + ".parc-trash");
+  auto sibling = [&](std::string_view suffix) { return p.parent / ("." + name + std::string(suffix)); };
+  p.staging = sibling(internal::kStagingSuffix);
+  p.previous = sibling(internal::kPreviousSuffix);
+  p.journal = sibling(internal::kJournalSuffix);
+  p.trash = sibling(internal::kTrashSuffix);
   return p;
 }
 
@@ -50,12 +51,36 @@ uint64_t InoOf(const fs::path& p) {
 
 // --- the journal -------------------------------------------------------------
 
-struct Journal {
-  std::string state;  // writing, staged, swapped, rolling-back
+// A deployment as the journal records it.
+struct Deployed {
   std::string image_id, name, version;
   bool had_target = false;
   uint64_t new_ino = 0, old_ino = 0;  // the new tree's directory, the previous one's
 };
+
+struct Journal : Deployed {
+  std::string state;  // writing, staged, swapped, rolling-back
+  // DeployOptions::commit_previous: the deployment still in place (swapped,
+  // not committed) while this one is written. It is committed when this one
+  // is swapped in, and is the journal again if this one is discarded.
+  std::optional<Deployed> kept;
+};
+
+Deployed ParseDeployed(const nlohmann::json& j) {
+  Deployed out;
+  out.image_id = j.at("image_id").get<std::string>();
+  out.name = j.at("name").get<std::string>();
+  out.version = j.at("version").get<std::string>();
+  out.had_target = j.at("had_target").get<bool>();
+  out.new_ino = j.at("new_ino").get<uint64_t>();
+  out.old_ino = j.at("old_ino").get<uint64_t>();
+  return out;
+}
+
+nlohmann::json DeployedJson(const Deployed& d) {
+  return {{"image_id", d.image_id}, {"name", d.name},       {"version", d.version},
+          {"had_target", d.had_target}, {"new_ino", d.new_ino}, {"old_ino", d.old_ino}};
+}
 
 Expected<std::optional<Journal>> ReadJournal(const Paths& p) {
   if (!sys::Exists(p.journal)) return std::optional<Journal>{};
@@ -64,15 +89,11 @@ Expected<std::optional<Journal>> ReadJournal(const Paths& p) {
   try {
     auto j = nlohmann::json::parse(*text);
     Journal out;
+    static_cast<Deployed&>(out) = ParseDeployed(j);
     out.state = j.at("state").get<std::string>();
-    out.image_id = j.at("image_id").get<std::string>();
-    out.name = j.at("name").get<std::string>();
-    out.version = j.at("version").get<std::string>();
-    out.had_target = j.at("had_target").get<bool>();
-    out.new_ino = j.at("new_ino").get<uint64_t>();
-    out.old_ino = j.at("old_ino").get<uint64_t>();
     if (out.state != "writing" && out.state != "staged" && out.state != "swapped" && out.state != "rolling-back")
       return Fail(Errc::kParse, p.journal.string() + ": unknown state '" + out.state + "'");
+    if (auto k = j.find("kept"); k != j.end()) out.kept = ParseDeployed(*k);
     return std::optional<Journal>(out);
   } catch (const nlohmann::json::exception& e) {
     return Fail(Errc::kParse, p.journal.string() + ": " + e.what());
@@ -80,15 +101,30 @@ Expected<std::optional<Journal>> ReadJournal(const Paths& p) {
 }
 
 ExpectedVoid WriteJournal(const Paths& p, const Journal& j) {
-  nlohmann::json o{{"format", "parc-image-deploy/1"}, {"state", j.state},       {"image_id", j.image_id},
-                   {"name", j.name},                   {"version", j.version},   {"had_target", j.had_target},
-                   {"new_ino", j.new_ino},             {"old_ino", j.old_ino}};
+  nlohmann::json o = DeployedJson(j);
+  o["format"] = "parc-image-deploy/1";
+  o["state"] = j.state;
+  if (j.kept) o["kept"] = DeployedJson(*j.kept);
   return WriteFileAtomic(p.journal, o.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600);
 }
 
 ExpectedVoid RemoveJournal(const Paths& p) {
   if (auto r = sys::RemoveFile(p.journal); !r) return r;
   return sys::FsyncPath(p.parent);
+}
+
+// A deployment that never reached the target is over: the journal is the
+// kept deployment's again (in place, not committed), or goes. A kept
+// deployment whose previous tree is gone (moved aside for the swap, then a
+// crash) was being committed: its journal goes too.
+ExpectedVoid DropUnswapped(const Paths& p, const Journal& j) {
+  if (j.kept && (!j.kept->had_target || InoOf(p.previous) == j.kept->old_ino)) {
+    Journal back;
+    static_cast<Deployed&>(back) = *j.kept;
+    back.state = "swapped";
+    return WriteJournal(p, back);
+  }
+  return RemoveJournal(p);
 }
 
 // A crash between the swap and the journal update: the inodes say whether the
@@ -99,10 +135,15 @@ ExpectedVoid SettleSwap(const Paths& p, Journal& j) {
     if (auto r = sys::Rename(p.staging, p.previous); !r) return r;
   if (auto r = sys::FsyncPath(p.parent); !r) return r;
   j.state = "swapped";
+  j.kept.reset();
   return WriteJournal(p, j);
 }
 
 ExpectedVoid Swap(const Paths& p, Journal& j) {
+  // The kept deployment is committed now: its previous tree makes room for
+  // the one this swap sets aside (and is removed with the trash).
+  if (j.kept && j.kept->had_target && InoOf(p.previous) == j.kept->old_ino)
+    if (auto r = sys::Rename(p.previous, p.trash); !r) return r;
   if (j.had_target && InoOf(p.target) == j.old_ino) {
     auto ex = sys::Exchange(p.staging, p.target);
     if (!ex) return Fail(ex.error());
@@ -119,6 +160,7 @@ ExpectedVoid Swap(const Paths& p, Journal& j) {
   }
   if (auto r = sys::FsyncPath(p.parent); !r) return r;
   j.state = "swapped";
+  j.kept.reset();
   return WriteJournal(p, j);
 }
 
@@ -427,32 +469,41 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
   if (auto r = sys::RemoveTree(p.trash); !r) return ctx(r.error());
   auto journal = ReadJournal(p);
   if (!journal) return ctx(journal.error());
+  if (*journal)
+    if (auto s = SettleSwap(p, **journal); !s) return ctx(s.error());
   bool staged_ready = false;
-  if (*journal) {
+  if (*journal && ((*journal)->state == "writing" || (*journal)->state == "staged")) {
     Journal& j = **journal;
-    if (auto s = SettleSwap(p, j); !s) return ctx(s.error());
-    if (j.state == "swapped" || j.state == "rolling-back") {
-      if (j.state == "swapped" && j.image_id == report.image_id) {
-        // Swapped in before an interruption, not committed yet: checked in place.
-        if (o.verify)
-          if (auto v = VerifyNewTree(*image, p.target, o); !v) {
-            auto rolled = RollbackTree(p.target);
-            return ctx(Error(v.error().code(), v.error().message() + "; " +
-                                                  (rolled ? "the previous tree is back" : "rollback failed: " + rolled.error().message())));
-          }
-        report.already_deployed = true;
-        if (j.had_target) report.previous = p.previous;
-        return report;
-      }
-      return Fail(Errc::kFailedPrecondition, "the deployment of " + Describe(j) + " to " + p.target.string() +
-                                                 " is neither committed nor rolled back; commit or roll it back first");
-    }
     if (j.state == "staged" && j.image_id == report.image_id && InoOf(p.staging) == j.new_ino) {
       staged_ready = true;  // complete and synced before an interruption: only the swap is left
     } else {
-      if (auto r = sys::RemoveTree(p.staging); !r) return ctx(r.error());  // half-written: discarded
-      if (auto r = RemoveJournal(p); !r) return ctx(r.error());
+      // Half-written: discarded, and what was in place before is again.
+      if (auto r = sys::RemoveTree(p.staging); !r) return ctx(r.error());
+      if (auto r = DropUnswapped(p, j); !r) return ctx(r.error());
+      journal = ReadJournal(p);
+      if (!journal) return ctx(journal.error());
     }
+  }
+  std::optional<Deployed> kept;  // with commit_previous: the deployment in place, committed at the swap
+  if (staged_ready) {
+  } else if (*journal) {  // swapped or rolling back
+    Journal& j = **journal;
+    if (j.state == "swapped" && j.image_id == report.image_id) {
+      // Swapped in before an interruption, or kept uncommitted: checked in place.
+      if (o.verify)
+        if (auto v = VerifyNewTree(*image, p.target, o); !v) {
+          auto rolled = RollbackTree(p.target);
+          return ctx(Error(v.error().code(), v.error().message() + "; " +
+                                                (rolled ? "the previous tree is back" : "rollback failed: " + rolled.error().message())));
+        }
+      report.already_deployed = true;
+      if (j.had_target) report.previous = p.previous;
+      return report;
+    }
+    if (j.state != "swapped" || !o.commit_previous)
+      return Fail(Errc::kFailedPrecondition, "the deployment of " + Describe(j) + " to " + p.target.string() +
+                                                 " is neither committed nor rolled back; commit or roll it back first");
+    kept = static_cast<const Deployed&>(j);
   } else {
     if (sys::Exists(p.staging))
       if (auto r = sys::RemoveTree(p.staging); !r) return ctx(r.error());
@@ -469,7 +520,7 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
     if (o.verify)
       if (auto v = VerifyNewTree(*image, p.staging, o); !v) {
         (void)sys::RemoveTree(p.staging);
-        (void)RemoveJournal(p);
+        (void)DropUnswapped(p, j);
         return ctx(v.error().WithContext("not swapped in"));
       }
   } else {
@@ -494,10 +545,11 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
     j.version = report.version;
     j.had_target = sys::Exists(p.target);
     j.old_ino = j.had_target ? InoOf(p.target) : 0;
+    j.kept = kept;
     if (auto w = WriteJournal(p, j); !w) return ctx(w.error());
     auto discard = [&](const Error& e) {
       (void)sys::RemoveTree(p.staging);
-      (void)RemoveJournal(p);
+      (void)DropUnswapped(p, j);
       return ctx(e);
     };
     if (auto r = sys::MakeDirectory(p.staging, 0700); !r) return discard(r.error());
@@ -554,6 +606,7 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
   }
   ticker.Phase("swap", 0, 0);
   if (auto s = Swap(p, j); !s) return ctx(s.error());
+  (void)sys::RemoveTree(p.trash);  // a committed kept deployment's previous tree; else the next call removes it
   if (j.had_target) report.previous = p.previous;
   if (counting) report.fetched_bytes = counting->bytes.load();
   ticker.Tick(true);
@@ -589,7 +642,7 @@ ExpectedVoid RollbackTree(const fs::path& target) {
   if (auto s = SettleSwap(p, j); !s) return s;
   if (j.state == "writing" || j.state == "staged") {  // the target was never touched
     if (auto r = sys::RemoveTree(p.staging); !r) return r;
-    return RemoveJournal(p);
+    return DropUnswapped(p, j);
   }
   j.state = "rolling-back";
   if (auto w = WriteJournal(p, j); !w) return w;

@@ -4,6 +4,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "deploy_common.h"
 #include "encoding.h"
 #include "parc/packages/rootfs.h"
 
@@ -65,6 +66,10 @@ class Walker {
     for (const auto& name : *names) {
       std::string child = path == "/" ? "/" + name : path + "/" + name;
       if (Excluded(child)) continue;
+      if (internal::IsDeploymentSibling(name)) {
+        r.notes.push_back(child + ": a Parc tree deployment's working copy, journal or rollback point; not captured");
+        continue;
+      }
       if (auto v = ValidatePath(child); !v) return Fail(v.error());
       auto st = sys::StatAt(dir, name);
       if (!st) {

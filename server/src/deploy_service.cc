@@ -439,6 +439,7 @@ grpc::Status DeployServiceImpl::ListRollbackPoints(grpc::ServerContext* context,
     o->set_paths(p.paths);
     o->set_bytes(p.bytes);
     o->set_state(p.state);
+    o->set_target(p.target);
   }
   return grpc::Status::OK;
 }

@@ -285,7 +285,8 @@ grpc::Status ImageServiceImpl::DeployImage(grpc::ServerContext* context, const v
   std::string params = nlohmann::json{{"manifest_json", image->manifest_json},
                                       {"signature", HexEncode(image->signature)},
                                       {"kind", image->kind},
-                                      {"target", request->target()}}
+                                      {"target", request->target()},
+                                      {"commit", request->commit()}}
                            .dump();
   std::vector<JobRecord> jobs;
   int64_t seq = 0;

@@ -130,6 +130,7 @@ v1::Job Scheduler::ToWire(const JobRecord& j) {
       if (auto sig = HexDecode(params.value("signature", ""))) im->set_signature(*sig);
       im->set_kind(params.value("kind", ""));
       im->set_target(params.value("target", ""));
+      im->set_commit(params.value("commit", false));
     }
   }
   return w;

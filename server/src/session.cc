@@ -242,6 +242,7 @@ void AgentSession::HandleRollbackPoints(const v1::RollbackPoints& points) {
     r.paths = p.paths();
     r.bytes = p.bytes();
     r.state = p.state().substr(0, 32);
+    r.target = p.target().substr(0, 4096);
     r.reported_at = now;
     records.push_back(std::move(r));
   }

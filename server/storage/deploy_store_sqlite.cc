@@ -268,14 +268,14 @@ class SqliteDeployStore final : public DeployStore {
         PARC_TRY(c->Run());
       }
       PARC_ASSIGN(c, Q("INSERT OR REPLACE INTO rollback_points(host_id, point_id, job_id, package, action, from_version, "
-                       "to_version, created_at, paths, bytes, state, reported_at) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+                       "to_version, created_at, paths, bytes, state, reported_at, target) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
       for (const auto& p : points) {
         c->Reset();
         c->Bind(1, host_id).Bind(2, p.point_id).Bind(3, p.job_id).Bind(4, p.package).Bind(5, p.action);
         c->Bind(6, p.from_version).Bind(7, p.to_version).Bind(8, p.created_at);
         c->Bind(9, static_cast<int64_t>(p.paths)).Bind(10, static_cast<int64_t>(p.bytes)).Bind(11, p.state);
-        c->Bind(12, p.reported_at);
+        c->Bind(12, p.reported_at).Bind(13, p.target);
         PARC_TRY(c->Run());
       }
       return {};
@@ -285,7 +285,7 @@ class SqliteDeployStore final : public DeployStore {
   Expected<std::vector<RollbackPointRecord>> ListRollbackPoints(const std::string& host_id) override {
     std::lock_guard lock(mutex_);
     PARC_ASSIGN(c, Q("SELECT host_id, point_id, job_id, package, action, from_version, to_version, created_at, paths, "
-                     "bytes, state, reported_at FROM rollback_points WHERE host_id = ?1 ORDER BY created_at, point_id"));
+                     "bytes, state, reported_at, target FROM rollback_points WHERE host_id = ?1 ORDER BY created_at, point_id"));
     c->Bind(1, host_id);
     std::vector<RollbackPointRecord> out;
     while (true) {
@@ -304,6 +304,7 @@ class SqliteDeployStore final : public DeployStore {
       p.bytes = static_cast<uint64_t>(c->Int(9));
       p.state = c->Text(10);
       p.reported_at = c->Int(11);
+      p.target = c->Text(12);
       out.push_back(std::move(p));
     }
     return out;

@@ -481,12 +481,18 @@ CREATE TABLE images (
 constexpr std::string_view kPolicyRunNowSchema = R"sql(
 ALTER TABLE policy_assignments ADD COLUMN run_requested_after INTEGER NOT NULL DEFAULT 0;
 )sql";
+
+// Migration 7: image deployments' rollback points name their target (a host
+// may hold trees at several places).
+constexpr std::string_view kRollbackTargetSchema = R"sql(
+ALTER TABLE rollback_points ADD COLUMN target TEXT NOT NULL DEFAULT '';
+)sql";
 }  // namespace
 
 const std::vector<std::string_view>& Migrations() {
   static const std::vector<std::string_view> kMigrations = {kInitialSchema, kDeploySchema, kPolicySchema,
                                                              kNetbootSchema, kImageSchema,
-                                                             kPolicyRunNowSchema};
+                                                             kPolicyRunNowSchema, kRollbackTargetSchema};
   return kMigrations;
 }
 

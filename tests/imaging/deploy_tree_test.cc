@@ -66,6 +66,25 @@ struct Fixture {
   }
 };
 
+// Deploys `image` in a child process killed (SIGKILL) once `phase` has done `after_items`.
+void DeployKilledAt(Fixture& f, const Env::Captured& image, const std::string& phase, uint64_t after_items,
+                    DeployOptions o) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    o.threads = 1;
+    o.progress = [&](const Progress& p) {
+      if (p.phase == phase && p.done_items >= after_items) ::kill(::getpid(), SIGKILL);
+      return true;
+    };
+    TestFetcher child_fetcher(f.env.server());
+    (void)DeployTree(image.json(), image.sig(), f.target, f.env.cache(), &child_fetcher, o);
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFSIGNALED(status));
+}
+
 }  // namespace
 
 TEST_CASE("deploy tree: capture then deploy gives an identical tree, metadata included", "[deploy][tree]") {
@@ -226,6 +245,104 @@ TEST_CASE("deploy tree: the previous tree is the rollback point until commit", "
     REQUIRE_OK(DeployTree(v2.json(), v2.sig(), fresh, f.env.cache(), &fetcher, f.env.Options()));
     REQUIRE_VOID_OK(RollbackTree(fresh));
     CHECK_FALSE(fs::exists(fresh));
+  }
+}
+
+TEST_CASE("deploy tree: with commit_previous, the deployment in place is committed only when the next one is swapped in", "[deploy][tree][keep]") {
+  Fixture f;
+  auto v1 = f.env.CaptureTreeSigned(f.src, "1");
+  auto snap1 = TakeSnapshot(f.src);
+  TestFetcher fetcher(f.env.server());
+  REQUIRE_OK(DeployTree(v1.json(), v1.sig(), f.target, f.env.cache(), &fetcher, f.env.Options()));
+  REQUIRE_VOID_OK(CommitTree(f.target));
+  ChangeALittle(f.src);
+  auto v2 = f.env.CaptureTreeSigned(f.src, "2", &v1.image());
+  auto snap2 = TakeSnapshot(f.src);
+  DeployOptions keep = f.env.Options();
+  keep.commit_previous = true;
+  // v2 in place, not committed: v1 is its rollback point.
+  REQUIRE_OK(DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &fetcher, keep));
+  test::WriteFile(f.src / "data/v3", "third version\n");
+  auto v3 = f.env.CaptureTreeSigned(f.src, "3", &v2.image());
+  auto snap3 = TakeSnapshot(f.src);
+  auto in_place = [&](const std::string& version, const Snapshot& tree, const Snapshot& previous) {
+    auto d = REQUIRE_OK(InspectTree(f.target));
+    CHECK(d.state == TreeDeployment::State::kSwapped);
+    CHECK(d.version == version);
+    CHECK(DiffSnapshots(tree, TakeSnapshot(f.target)) == "");
+    REQUIRE(!d.previous.empty());
+    CHECK(DiffSnapshots(previous, TakeSnapshot(d.previous)) == "");
+  };
+
+  SECTION("swapped in: v2 becomes the rollback point, v1 is gone") {
+    auto r = REQUIRE_OK(DeployTree(v3.json(), v3.sig(), f.target, f.env.cache(), &fetcher, keep));
+    CHECK_FALSE(r.already_deployed);
+    in_place("3", snap3, snap2);
+    CHECK_FALSE(fs::exists(f.target.parent_path() / ".ws1.parc-trash"));  // v1 is gone for good
+    REQUIRE_VOID_OK(RollbackTree(f.target));
+    CHECK(DiffSnapshots(snap2, TakeSnapshot(f.target)) == "");
+    CHECK(REQUIRE_OK(InspectTree(f.target)).state == TreeDeployment::State::kNone);
+  }
+  SECTION("a deployment that fails leaves v2 in place with v1 as its rollback point") {
+    DeployOptions cancel = keep;
+    cancel.progress = [](const Progress& p) { return p.phase != "write"; };
+    auto r = DeployTree(v3.json(), v3.sig(), f.target, f.env.cache(), &fetcher, cancel);
+    REQUIRE_FALSE(r);
+    in_place("2", snap2, snap1);
+    REQUIRE_VOID_OK(RollbackTree(f.target));
+    CHECK(DiffSnapshots(snap1, TakeSnapshot(f.target)) == "");
+    CHECK_FALSE(f.Leftovers());
+  }
+  SECTION("killed mid-write: rolling back discards it and v2 is in place again; deploying again finishes it") {
+    DeployKilledAt(f, v3, "write", 5, keep);
+    CHECK(REQUIRE_OK(InspectTree(f.target)).state == TreeDeployment::State::kWriting);
+    CHECK(DiffSnapshots(snap2, TakeSnapshot(f.target)) == "");
+    SECTION("rolled back") {
+      REQUIRE_VOID_OK(RollbackTree(f.target));
+      in_place("2", snap2, snap1);
+    }
+    SECTION("deployed again") {
+      REQUIRE_OK(DeployTree(v3.json(), v3.sig(), f.target, f.env.cache(), &fetcher, keep));
+      in_place("3", snap3, snap2);
+    }
+  }
+  SECTION("killed before the swap: deploying again swaps it in, v2 the rollback point") {
+    DeployKilledAt(f, v3, "swap", 0, keep);
+    CHECK(REQUIRE_OK(InspectTree(f.target)).state == TreeDeployment::State::kStaged);
+    CHECK(DiffSnapshots(snap2, TakeSnapshot(f.target)) == "");
+    auto r = REQUIRE_OK(DeployTree(v3.json(), v3.sig(), f.target, f.env.cache(), nullptr, keep));
+    CHECK(r.written_bytes == 0);
+    in_place("3", snap3, snap2);
+    CHECK_FALSE(fs::exists(f.target.parent_path() / ".ws1.parc-trash"));
+  }
+  SECTION("killed once v1 was moved aside for the swap: v2 is committed, rolling back v3 leaves it in place") {
+    DeployKilledAt(f, v3, "swap", 0, keep);
+    // What the swap does first, as a crash right after it leaves it.
+    fs::rename(f.target.parent_path() / ".ws1.parc-previous", f.target.parent_path() / ".ws1.parc-trash");
+    REQUIRE_VOID_OK(RollbackTree(f.target));
+    CHECK(REQUIRE_OK(InspectTree(f.target)).state == TreeDeployment::State::kNone);
+    CHECK(DiffSnapshots(snap2, TakeSnapshot(f.target)) == "");
+    REQUIRE_OK(DeployTree(v3.json(), v3.sig(), f.target, f.env.cache(), &fetcher, keep));
+    in_place("3", snap3, snap2);
+    CHECK_FALSE(fs::exists(f.target.parent_path() / ".ws1.parc-trash"));
+  }
+  SECTION("a capture of the directory holding the target leaves the rollback point and the journal out") {
+    auto c = f.env.CaptureTreeSigned(f.target.parent_path(), "parent");
+    std::set<std::string> paths;
+    for (const auto& e : c.image().entries) paths.insert(e.path);
+    CHECK(paths.count("/ws1/data/big") == 1);
+    CHECK(paths.count("/.ws1.parc-previous") == 0);
+    CHECK(paths.count("/.ws1.parc-deploy.json") == 0);
+    std::string notes;
+    for (const auto& n : c.capture.notes) notes += n + "\n";
+    CHECK_THAT(notes, Catch::Contains("/.ws1.parc-previous: a Parc tree deployment") &&
+                          Catch::Contains("/.ws1.parc-deploy.json: a Parc tree deployment"));
+  }
+  SECTION("without commit_previous it is refused and nothing changes") {
+    auto r = DeployTree(v3.json(), v3.sig(), f.target, f.env.cache(), &fetcher, f.env.Options());
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message(), Catch::Contains("neither committed nor rolled back"));
+    in_place("2", snap2, snap1);
   }
 }
 
@@ -518,21 +635,7 @@ TEST_CASE("deploy tree: a deploy killed while writing or before the swap complet
   auto v2 = f.env.CaptureTreeSigned(f.src, "2", &v1.image());
 
   auto killed_at = [&](const std::string& phase, uint64_t after_items) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      DeployOptions o = f.env.Options();
-      o.threads = 1;
-      o.progress = [&](const Progress& p) {
-        if (p.phase == phase && p.done_items >= after_items) ::kill(::getpid(), SIGKILL);
-        return true;
-      };
-      TestFetcher child_fetcher(f.env.server());
-      (void)DeployTree(v2.json(), v2.sig(), f.target, f.env.cache(), &child_fetcher, o);
-      ::_exit(0);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    REQUIRE(WIFSIGNALED(status));
+    DeployKilledAt(f, v2, phase, after_items, f.env.Options());
   };
 
   SECTION("killed mid-write: the half-written tree is discarded, the target was never touched") {

@@ -108,13 +108,32 @@ struct ImageLab {
   }
 
   // Starts deploying ws=version to the agent's /srv/ws: the deployment id.
-  std::string StartDeploy(const std::string& version) {
-    auto d = server.CtlJson({"image", "deploy", "ws=" + version, "--to", "host:" + id, "--target", "/srv/ws"});
+  std::string StartDeploy(const std::string& version, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"image", "deploy", "ws=" + version, "--to", "host:" + id, "--target", "/srv/ws"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto d = server.CtlJson(args);
     return d["deployment_id"];
   }
 
   // Deploys ws=version to the agent's /srv/ws and waits for the job's end.
-  nlohmann::json Deploy(const std::string& version) { return WaitJob(StartDeploy(version)); }
+  nlohmann::json Deploy(const std::string& version, const std::vector<std::string>& extra = {}) {
+    return WaitJob(StartDeploy(version, extra));
+  }
+
+  // The image rollback points (action deploy) the parc database holds for the host, once `ready` holds for them.
+  nlohmann::json ImagePoints(const std::function<bool(const nlohmann::json&)>& ready) {
+    nlohmann::json points = nlohmann::json::array();
+    bool ok = WaitFor([&] {
+      auto all = server.CtlJson({"rollback-points", id});
+      points = nlohmann::json::array();
+      for (const auto& p : all.value("points", nlohmann::json::array()))
+        if (p.value("action", "") == "deploy") points.push_back(p);
+      return ready(points);
+    });
+    INFO(points.dump(2));
+    REQUIRE(ok);
+    return points;
+  }
 
   // The deployment's (only) job once it has succeeded or failed.
   nlohmann::json WaitJob(const std::string& dep, std::chrono::seconds timeout = 60s) {
@@ -242,6 +261,102 @@ TEST_CASE("images: capture, push, deploy to an agent, a small change travels alo
   INFO(still.out << still.err);
   CHECK(still.exit_code == 0);
   CHECK(ReadFileOrEmpty(lab.Target() / "etc/app/app.conf") == "mode=kiosk\n");
+}
+
+TEST_CASE("images: the tree a deployment replaced is the host's rollback point in the parc database until the next one, parcctl rollback puts it back",
+          "[integration][image][rollback]") {
+  ImageLab lab;
+  fs::path master = lab.dir / "master";
+  BuildMaster(master);
+  lab.Capture(master, "1");
+  auto snap1 = parc::pkg::testing::Snapshot(master);
+  WriteFile(master / "etc/motd", "Welcome, version 2\n");
+  lab.Capture(master, "2");
+  auto snap2 = parc::pkg::testing::Snapshot(master);
+  WriteFile(master / "etc/hostname", "master-3\n");
+  lab.Capture(master, "3");
+  auto snap3 = parc::pkg::testing::Snapshot(master);
+  fs::path previous = lab.Target().parent_path() / ".ws.parc-previous";
+  auto stats = [](const nlohmann::json& job) { return nlohmann::json::parse(job["output"].get<std::string>()); };
+  auto tree = [&] { return parc::pkg::testing::Snapshot(lab.Target()); };
+
+  // A first deployment replaces nothing: no rollback point.
+  auto job1 = lab.Deploy("1");
+  INFO(job1.dump(2) << lab.agent->Log());
+  REQUIRE(job1["state"] == "succeeded");
+  CHECK(stats(job1)["rollback_point"] == "");
+  CHECK_FALSE(fs::exists(previous));
+
+  // Version 2 replaces version 1, which stays as the rollback point.
+  auto job2 = lab.Deploy("2");
+  INFO(job2.dump(2) << lab.agent->Log());
+  REQUIRE(job2["state"] == "succeeded");
+  std::string p2 = stats(job2)["rollback_point"];
+  REQUIRE(!p2.empty());
+  CHECK(parc::pkg::testing::DiffTrees(snap2, tree()) == "");
+  CHECK(parc::pkg::testing::DiffTrees(snap1, parc::pkg::testing::Snapshot(previous)) == "");
+  auto points = lab.ImagePoints([&](const nlohmann::json& ps) { return ps.size() == 1 && ps[0]["point_id"] == p2; });
+  CHECK(points[0]["package"] == "image:ws");
+  CHECK(points[0]["from_version"] == "1");
+  CHECK(points[0]["to_version"] == "2");
+  CHECK(points[0]["state"] == "committed");
+  CHECK(points[0]["target"] == "/srv/ws");
+  auto table = lab.server.Ctl({"rollback-points", lab.id});
+  CHECK_THAT(table.out, Catch::Contains("image:ws") && Catch::Contains("/srv/ws") && Catch::Contains("TARGET"));
+
+  // A deployment that fails (version 3 refused: its index altered on the
+  // server) commits nothing: version 2 and its rollback point stay.
+  fs::path index3;
+  {
+    auto m3 = nlohmann::json::parse(ReadFileOrEmpty(lab.store / "images/ws_3.manifest.json"));
+    std::string o = m3["body"]["chunks"][0]["object"];
+    index3 = lab.server.state_dir() / "content/objects" / o.substr(0, 2) / o;
+  }
+  std::string good_index = ReadFileOrEmpty(index3);
+  std::string bad_index = good_index;
+  bad_index[bad_index.size() / 2] ^= 0x55;
+  WriteFile(index3, bad_index);
+  auto refused = lab.Deploy("3");
+  INFO(refused.dump(2));
+  CHECK(refused["state"] == "failed");
+  CHECK(parc::pkg::testing::DiffTrees(snap2, tree()) == "");
+  CHECK(parc::pkg::testing::DiffTrees(snap1, parc::pkg::testing::Snapshot(previous)) == "");
+  WriteFile(index3, good_index);
+
+  // Version 3 swapped in commits version 2's deployment: version 2 is now the rollback point, version 1 gone.
+  auto job3 = lab.Deploy("3");
+  INFO(job3.dump(2) << lab.agent->Log());
+  REQUIRE(job3["state"] == "succeeded");
+  std::string p3 = stats(job3)["rollback_point"];
+  REQUIRE(!p3.empty());
+  CHECK(p3 != p2);
+  CHECK(parc::pkg::testing::DiffTrees(snap3, tree()) == "");
+  CHECK(parc::pkg::testing::DiffTrees(snap2, parc::pkg::testing::Snapshot(previous)) == "");
+  points = lab.ImagePoints([&](const nlohmann::json& ps) { return ps.size() == 1 && ps[0]["point_id"] == p3; });
+  CHECK(points[0]["from_version"] == "2");
+  CHECK(points[0]["to_version"] == "3");
+
+  // parcctl rollback swaps version 2 back in, exactly.
+  auto rb = lab.server.Ctl({"rollback", lab.id, p3.substr(0, 8)});
+  INFO(rb.out << rb.err << lab.agent->Log());
+  REQUIRE(rb.exit_code == 0);
+  lab.ImagePoints([&](const nlohmann::json& ps) { return ps.size() == 1 && ps[0]["state"] == "rolled-back"; });
+  CHECK(parc::pkg::testing::DiffTrees(snap2, tree()) == "");
+  CHECK_FALSE(fs::exists(previous));
+  CHECK(lab.Verify("2").exit_code == 0);
+  // A point once restored cannot be restored again.
+  auto again = lab.server.Ctl({"rollback", lab.id, p3.substr(0, 8)});
+  CHECK(again.exit_code != 0);
+
+  // Version 3 again, with --commit: no rollback point, no previous tree kept.
+  auto job4 = lab.Deploy("3", {"--commit"});
+  INFO(job4.dump(2) << lab.agent->Log());
+  REQUIRE(job4["state"] == "succeeded");
+  CHECK(stats(job4)["rollback_point"] == "");
+  CHECK(U64(stats(job4), "fetched") == 0);  // version 3's chunks are in the agent's cache
+  CHECK(parc::pkg::testing::DiffTrees(snap3, tree()) == "");
+  CHECK_FALSE(fs::exists(previous));
+  lab.ImagePoints([&](const nlohmann::json& ps) { return ps.empty(); });
 }
 
 TEST_CASE("images: a master captured as a job on its agent, signed by parcctl, deployed back identical",

@@ -82,7 +82,8 @@ TEST_CASE("deployments and jobs survive a reopen and rollback points follow the 
     Ok(store->UpdateJob(j1));
     Ok(store->ReplaceRollbackPoints("h1", {RollbackPointRecord{"h1", "p1", "job-1", "hello", "install", "", "1.0-1", 5, 3, 0, "committed", 6},
                                            RollbackPointRecord{"h1", "p0", "", "old", "remove", "0.1", "", 4, 1, 10, "committed", 6}}));
-    Ok(store->ReplaceRollbackPoints("h1", {RollbackPointRecord{"h1", "p1", "job-1", "hello", "install", "", "1.0-1", 5, 3, 0, "restored", 7}}));
+    Ok(store->ReplaceRollbackPoints("h1", {RollbackPointRecord{"h1", "p1", "job-1", "hello", "install", "", "1.0-1", 5, 3, 0, "restored", 7},
+                                           RollbackPointRecord{"h1", "p2", "job-2", "image:ws", "deploy", "1", "2", 8, 40, 4096, "committed", 7, "/srv/ws"}}));
   }
   auto storage = Ok(OpenSqliteStorage(path));
   auto store = Ok(OpenSqliteDeployStore(path));
@@ -99,7 +100,10 @@ TEST_CASE("deployments and jobs survive a reopen and rollback points follow the 
   Ok(store->SetDeploymentState("dep-1", "completed", ""));
   CHECK(Ok(store->ListDeployments(true)).empty());
   auto points = Ok(store->ListRollbackPoints("h1"));
-  REQUIRE(points.size() == 1);
+  REQUIRE(points.size() == 2);
   CHECK(points[0].state == "restored");
+  CHECK(points[0].target == "");
+  CHECK(points[1].target == "/srv/ws");  // migration 7
+  CHECK(points[1].from_version == "1");
   CHECK_FALSE(store->GetDeployment("nope"));
 }

@@ -54,6 +54,14 @@ struct DeployOptions {
   // in; a difference refuses the deployment and the target stays as it was.
   // Not with owners_by_name (the owners then differ from the image's ids).
   bool verify = false;
+  // Tree: a deployment of another image still in place (swapped, not
+  // committed: its previous tree kept as the rollback point) does not refuse
+  // this one. It is committed when this one is swapped in (its previous tree
+  // removed, the tree it deployed becoming this one's previous), not before:
+  // if this deployment fails or is interrupted, that deployment and its
+  // rollback point stay as they were. Without it such a deployment must be
+  // committed or rolled back first.
+  bool commit_previous = false;
   // Block: where chunks found elsewhere in the target are kept while the
   // target is rewritten (an unnamed temporary file); default the target's
   // directory for a file, the system temporary directory for a device.

@@ -70,6 +70,7 @@ struct RollbackPointRecord {
   uint64_t paths = 0, bytes = 0;
   std::string state;
   int64_t reported_at = 0;
+  std::string target;  // an image deployment's point: the tree target on the host
 };
 
 class DeployStore {
