@@ -217,7 +217,9 @@ struct TargetRecord {
     std::string id, job_id, from_version, from_image_id, to_version;
     int64_t created_at = 0;
     uint64_t paths = 0, bytes = 0;  // of the previous tree (its image's entries and size; 0 when unknown)
-    std::string state;              // committed (restorable), restoring, rolled-back
+    // committed (restorable), restoring, rolled-back, discarded (the
+    // deployment is no longer in place: committed by hand, or changed)
+    std::string state;
   };
   std::optional<Point> point;
 };
@@ -299,6 +301,17 @@ std::vector<TargetRecord> AllRecords(const AgentConfig& config) {
   return out;
 }
 
+// Whether the deployment a point belongs to is still the one in place, with its previous tree.
+bool StillInPlace(const AgentConfig& config, const TargetRecord& r) {
+  auto target = TargetPath(config, r.target);
+  if (!target) return false;
+  auto now = imaging::InspectTree(*target);
+  if (!now) return false;
+  if (now->kept_image_id == r.image_id) return true;  // the next deployment was cut off: this one is still in place
+  return now->state == imaging::TreeDeployment::State::kSwapped && now->image_id == r.image_id &&
+         !now->previous.empty() && PathExists(now->previous);
+}
+
 // The record after a tree deployment: the image in place, and the rollback
 // point its previous tree is unless the deployment was committed.
 TargetRecord AfterDeploy(const std::optional<TargetRecord>& before, const imaging::Manifest& m,
@@ -336,8 +349,12 @@ TargetRecord AfterDeploy(const std::optional<TargetRecord>& before, const imagin
 
 std::vector<v1::RollbackPointInfo> ImageRollbackPoints(const AgentConfig& config) {
   std::vector<v1::RollbackPointInfo> out;
-  for (const auto& r : AllRecords(config)) {
+  for (auto& r : AllRecords(config)) {
     if (!r.point) continue;
+    if (r.point->state == "committed" && !StillInPlace(config, r)) {
+      r.point->state = "discarded";  // committed by hand, or changed outside Parc: nothing to restore
+      if (auto s = SaveRecord(config, r); !s) spdlog::warn("{}", s.error().message());
+    }
     v1::RollbackPointInfo o;
     o.set_point_id(r.point->id);
     o.set_job_id(r.point->job_id);
@@ -369,17 +386,30 @@ std::optional<v1::JobUpdate> RestoreImagePoint(const std::string& job_id, const 
     return Succeeded(job_id, "rollback point " + point_id.substr(0, 8) + " of " + r.target + " was restored already", 0, "");
   if (r.point->state != "committed" && r.point->state != "restoring")
     return Failed(job_id, "rollback point " + point_id.substr(0, 8) + " is " + r.point->state + ": it cannot be restored");
-  auto now = imaging::InspectTree(*target);
-  if (!now) return Failed(job_id, now.error().message());
   if (r.point->state == "committed") {
-    if (now->state != imaging::TreeDeployment::State::kSwapped || now->image_id != r.image_id || now->previous.empty())
-      return Failed(job_id, "the deployment of " + what + " is no longer the one this rollback point belongs to; nothing changed");
+    if (!StillInPlace(config, r)) {
+      r.point->state = "discarded";
+      (void)SaveRecord(config, r);
+      return Failed(job_id, "the deployment of " + what +
+                                " is no longer the one this rollback point belongs to (committed, or changed outside "
+                                "Parc): its previous tree is gone; nothing changed");
+    }
     r.point->state = "restoring";  // from here on, a run after a crash finishes the rollback
     if (auto s = SaveRecord(config, r); !s) return Failed(job_id, s.error().message());
   }
-  if (now->state != imaging::TreeDeployment::State::kNone)
+  // A later deployment cut off before its swap is discarded first (this
+  // point's deployment is the one in place again), then the previous tree
+  // is swapped back; after a crash mid-restore, whatever is left of it.
+  for (int step = 0;; ++step) {
+    auto now = imaging::InspectTree(*target);
+    if (!now) return Failed(job_id, now.error().message());
+    if (now->state == imaging::TreeDeployment::State::kNone) break;
+    if (step == 3) return Failed(job_id, "cannot put the previous tree of " + r.target + " back: its deployment does not end");
+    if (now->state == imaging::TreeDeployment::State::kSwapped && now->image_id != r.image_id)
+      return Failed(job_id, r.target + " holds another deployment now (" + now->name + " " + now->version + "); nothing changed");
     if (auto rb = imaging::RollbackTree(*target); !rb)
       return Failed(job_id, "cannot put the previous tree of " + r.target + " back: " + rb.error().message());
+  }
   std::string restored = r.point->from_version.empty() ? "the tree it replaced" : r.name + " " + r.point->from_version;
   r.version = r.point->from_version;
   r.image_id = r.point->from_image_id;

@@ -684,6 +684,7 @@ Expected<TreeDeployment> InspectTree(const fs::path& target) {
             : swapped                   ? TreeDeployment::State::kSwapped
                                         : TreeDeployment::State::kStaged;
   if (swapped && j.had_target) d.previous = paths->previous;
+  if (!swapped && j.kept) d.kept_image_id = j.kept->image_id;
   return d;
 }
 

@@ -102,6 +102,10 @@ struct TreeDeployment {
   State state = State::kNone;
   std::string name, version, image_id;
   std::filesystem::path previous;  // when swapped and the target existed before
+  // Writing or staged with DeployOptions::commit_previous: the image of the
+  // deployment still in place (swapped, uncommitted), which becomes the
+  // deployment again if this one is discarded; "" otherwise.
+  std::string kept_image_id;
 };
 Expected<TreeDeployment> InspectTree(const std::filesystem::path& target);
 
