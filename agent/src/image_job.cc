@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <thread>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -212,9 +213,10 @@ std::string Stats(const imaging::DeployReport& r, bool verified, const std::stri
 struct TargetRecord {
   std::string target;  // the job's path, as the server named it
   std::string name, version, image_id;
+  std::string manifest_json;  // of the image in place: its chunks stay in the cache (PruneCache)
   uint64_t size = 0, entries = 0;
   struct Point {
-    std::string id, job_id, from_version, from_image_id, to_version;
+    std::string id, job_id, from_version, from_image_id, from_manifest_json, to_version;
     int64_t created_at = 0;
     uint64_t paths = 0, bytes = 0;  // of the previous tree (its image's entries and size; 0 when unknown)
     // committed (restorable), restoring, rolled-back, discarded (the
@@ -238,6 +240,7 @@ Expected<TargetRecord> ParseRecord(const std::string& text) {
     r.name = j.at("name").get<std::string>();
     r.version = j.at("version").get<std::string>();
     r.image_id = j.at("image_id").get<std::string>();
+    r.manifest_json = j.value("manifest_json", "");
     r.size = j.value("size", uint64_t{0});
     r.entries = j.value("entries", uint64_t{0});
     if (auto p = j.find("point"); p != j.end() && p->is_object()) {
@@ -246,6 +249,7 @@ Expected<TargetRecord> ParseRecord(const std::string& text) {
       pt.job_id = p->value("job_id", "");
       pt.from_version = p->value("from_version", "");
       pt.from_image_id = p->value("from_image_id", "");
+      pt.from_manifest_json = p->value("from_manifest_json", "");
       pt.to_version = p->value("to_version", "");
       pt.created_at = p->value("created_at", int64_t{0});
       pt.paths = p->value("paths", uint64_t{0});
@@ -274,12 +278,13 @@ ExpectedVoid SaveRecord(const AgentConfig& config, const TargetRecord& r) {
   if (auto d = EnsureDirectory(TargetsDir(config), 0700); !d) return d;
   nlohmann::json j{{"format", "parc-image-target/1"}, {"target", r.target},   {"name", r.name},
                    {"version", r.version},            {"image_id", r.image_id}, {"size", r.size},
-                   {"entries", r.entries}};
+                   {"entries", r.entries},            {"manifest_json", r.manifest_json}};
   if (r.point)
     j["point"] = {{"id", r.point->id},
                   {"job_id", r.point->job_id},
                   {"from_version", r.point->from_version},
                   {"from_image_id", r.point->from_image_id},
+                  {"from_manifest_json", r.point->from_manifest_json},
                   {"to_version", r.point->to_version},
                   {"created_at", r.point->created_at},
                   {"paths", r.point->paths},
@@ -315,13 +320,14 @@ bool StillInPlace(const AgentConfig& config, const TargetRecord& r) {
 // The record after a tree deployment: the image in place, and the rollback
 // point its previous tree is unless the deployment was committed.
 TargetRecord AfterDeploy(const std::optional<TargetRecord>& before, const imaging::Manifest& m,
-                         const imaging::DeployReport& report, const std::string& target, const std::string& job_id,
-                         bool keep_previous) {
+                         std::string_view manifest_json, const imaging::DeployReport& report, const std::string& target,
+                         const std::string& job_id, bool keep_previous) {
   TargetRecord next;
   next.target = target;
   next.name = m.name;
   next.version = m.version;
   next.image_id = report.image_id;
+  next.manifest_json = std::string(manifest_json);
   next.size = m.size;
   next.entries = m.entries;
   if (!keep_previous) return next;
@@ -338,11 +344,38 @@ TargetRecord AfterDeploy(const std::optional<TargetRecord>& before, const imagin
   if (before && before->image_id != report.image_id) {  // what Parc put there last is what was there
     pt.from_version = before->version;
     pt.from_image_id = before->image_id;
+    pt.from_manifest_json = before->manifest_json;
     pt.paths = before->entries;
     pt.bytes = before->size;
   }
   next.point = pt;
   return next;
+}
+
+// The cache keeps the chunks of the images in place on this host (one per
+// target the agent deployed to, from the records): the next version of an
+// image shares most of them. What else it holds (older versions, other
+// images, captures already uploaded) is dropped and its space given back
+// (PackChunkStore::Prune), so that weekly images do not fill the disk.
+void PruneCache(const AgentConfig& config, imaging::PackChunkStore& cache) {
+  std::unordered_set<imaging::Digest, imaging::DigestHash> keep;
+  for (const auto& r : AllRecords(config)) {
+    auto m = imaging::ParseManifest(r.manifest_json);
+    if (!m) continue;  // none recorded: nothing of it to keep
+    for (const auto& c : m->body_chunks) keep.insert(c.object);
+    auto image = imaging::LoadImage(*m, cache, nullptr);
+    if (!image) continue;  // its index is not in the cache (fetched again when needed)
+    for (const auto& c : image->UniqueChunks()) keep.insert(c.object);
+  }
+  auto pruned = cache.Prune([&](const imaging::Digest& d) { return keep.contains(d); });
+  if (!pruned) {
+    spdlog::warn("the chunk cache was not pruned: {}", pruned.error().message());
+    return;
+  }
+  if (pruned->dropped)
+    spdlog::info("chunk cache: kept {} chunks ({} MiB) of the images in place, dropped {} ({} MiB), {} MiB freed",
+                 pruned->kept, pruned->kept_bytes >> 20, pruned->dropped, pruned->dropped_bytes >> 20,
+                 pruned->freed_bytes >> 20);
 }
 
 }  // namespace
@@ -413,6 +446,7 @@ std::optional<v1::JobUpdate> RestoreImagePoint(const std::string& job_id, const 
   std::string restored = r.point->from_version.empty() ? "the tree it replaced" : r.name + " " + r.point->from_version;
   r.version = r.point->from_version;
   r.image_id = r.point->from_image_id;
+  r.manifest_json = r.point->from_manifest_json;
   r.entries = r.point->paths;
   r.size = r.point->bytes;
   r.point->state = "rolled-back";
@@ -473,11 +507,16 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
     if (!keep)
       if (auto c = imaging::CommitTree(*target); !c)
         return Failed(job.job_id(), "image deployed and verified but not committed: " + c.error().message());
-    TargetRecord next = AfterDeploy(before, *m, *report, im.target(), job.job_id(), keep);
+    TargetRecord next = AfterDeploy(before, *m, im.manifest_json(), *report, im.target(), job.job_id(), keep);
     if (auto s = SaveRecord(config, next); !s)
       return Failed(job.job_id(), "image deployed and verified, but its record could not be written: " + s.error().message());
     if (next.point) point_note = next.point->id;
+  } else {
+    TargetRecord next = AfterDeploy(std::nullopt, *m, im.manifest_json(), *report, im.target(), job.job_id(), false);
+    if (auto s = SaveRecord(config, next); !s)
+      return Failed(job.job_id(), "image deployed and verified, but its record could not be written: " + s.error().message());
   }
+  PruneCache(config, **cache);
   return Succeeded(job.job_id(),
                    report->already_deployed
                        ? "image " + m->name + " " + m->version + " was already deployed to " + im.target()

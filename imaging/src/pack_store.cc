@@ -110,6 +110,10 @@ struct PackChunkStore::State {
   mutable std::shared_mutex mu;  // index and readers
   std::unordered_map<Digest, Location, DigestHash> index;
   std::deque<sys::Fd> readers;  // one per pack, by slot; a deque keeps references stable
+  std::vector<uint32_t> seqs;   // each slot's pack number
+  // Slots whose pack Prune deleted. Their descriptors stay open: a reader
+  // that found an object there just before still reads the unlinked file.
+  std::vector<bool> deleted;
 
   std::mutex append_mu;  // everything below
   struct Writer {
@@ -173,6 +177,8 @@ struct PackChunkStore::State {
       {
         std::unique_lock lock(mu);
         readers.push_back(std::move(*reader));
+        seqs.push_back(seq);
+        deleted.push_back(false);
         slot = static_cast<uint32_t>(readers.size() - 1);
       }
       SetWriter(std::move(*pack), std::move(*idx), slot, 0, 0);
@@ -198,6 +204,46 @@ struct PackChunkStore::State {
     if (auto w = sys::PWriteAll(writer->idx, std::string_view(b.data(), b.size()), writer->idx_end); !w) return w;
     writer->idx_end += kEntry;
     return {};
+  }
+
+  // Appends an object to the writer (a new pack when it is full) and indexes
+  // it. Called with append_mu held.
+  ExpectedVoid Append(const Digest& object, std::string_view stored) {
+    if (!writer || (writer->pack_end > 0 && writer->pack_end + stored.size() > options.max_pack_bytes))
+      if (auto r = StartPack(); !r) return r;
+    // A failed write leaves pack_end where it was: the next append overwrites it.
+    if (auto r = sys::PWriteAll(writer->pack, stored, writer->pack_end); !r) return r;
+    Entry e{kObject, static_cast<uint32_t>(stored.size()), object, writer->pack_end};
+    if (auto r = AppendEntry(e); !r) return r;
+    writer->pack_end += stored.size();
+    std::unique_lock lock(mu);
+    index[object] = Location{writer->slot, e.length, e.offset};
+    return {};
+  }
+
+  // Writes back what this instance appended. Called with append_mu held.
+  ExpectedVoid SyncLocked() {
+    auto sync = [](const Writer& w) -> ExpectedVoid {
+      if (auto r = sys::Fdatasync(w.pack); !r) return r;
+      return sys::Fdatasync(w.idx);
+    };
+    for (const auto& w : filled)
+      if (auto r = sync(w); !r) return r;
+    filled.clear();
+    if (writer)
+      if (auto r = sync(*writer); !r) return r;
+    if (dir_changed) {
+      if (auto r = sys::Fsync(dir_fd); !r) return r;
+      dir_changed = false;
+    }
+    return {};
+  }
+
+  bool Writes(uint32_t slot) const {
+    if (writer && writer->slot == slot) return true;
+    for (const auto& w : filled)
+      if (w.slot == slot) return true;
+    return false;
   }
 };
 
@@ -234,6 +280,7 @@ Expected<std::unique_ptr<PackChunkStore>> PackChunkStore::Open(const fs::path& d
   }
   for (uint32_t seq : seqs) {
     auto reader = sys::OpenRead(s->dir / PackName(seq, "pack"));
+    if (!reader && reader.error().Is(Errc::kNotFound)) continue;  // deleted meanwhile by another instance's Prune
     if (!reader) return Fail(reader.error());
     auto size = sys::SizeOf(*reader);
     if (!size) return Fail(size.error());
@@ -241,6 +288,8 @@ Expected<std::unique_ptr<PackChunkStore>> PackChunkStore::Open(const fs::path& d
     auto valid = s->Load(s->dir / PackName(seq, "idx"), slot, *size);
     if (!valid) return Fail(valid.error());
     s->readers.push_back(std::move(*reader));
+    s->seqs.push_back(seq);
+    s->deleted.push_back(false);
     if (adopted && seq == seqs.back()) {
       // Appends go after everything in the pack (bytes of lost entries are
       // skipped) and after the last whole entry of its index.
@@ -286,17 +335,7 @@ ExpectedVoid PackChunkStore::PutChecked(const Digest& object, std::string_view s
     return Fail(Errc::kInvalidArgument, "chunk " + object.Short() + " is too large for the cache");
   std::lock_guard append(s_->append_mu);
   if (Has(object)) return {};  // put by another thread meanwhile
-  auto& w = s_->writer;
-  if (!w || (w->pack_end > 0 && w->pack_end + stored.size() > s_->options.max_pack_bytes))
-    if (auto r = s_->StartPack(); !r) return r;
-  // A failed write leaves pack_end where it was: the next append overwrites it.
-  if (auto r = sys::PWriteAll(w->pack, stored, w->pack_end); !r) return r;
-  Entry e{kObject, static_cast<uint32_t>(stored.size()), object, w->pack_end};
-  if (auto r = s_->AppendEntry(e); !r) return r;
-  w->pack_end += stored.size();
-  std::unique_lock lock(s_->mu);
-  s_->index[object] = Location{w->slot, e.length, e.offset};
-  return {};
+  return s_->Append(object, stored);
 }
 
 ExpectedVoid PackChunkStore::Remove(const Digest& object) {
@@ -315,20 +354,7 @@ ExpectedVoid PackChunkStore::Remove(const Digest& object) {
 
 ExpectedVoid PackChunkStore::Sync() {
   std::lock_guard append(s_->append_mu);
-  auto sync = [](const State::Writer& w) -> ExpectedVoid {
-    if (auto r = sys::Fdatasync(w.pack); !r) return r;
-    return sys::Fdatasync(w.idx);
-  };
-  for (const auto& w : s_->filled)
-    if (auto r = sync(w); !r) return r;
-  s_->filled.clear();
-  if (s_->writer)
-    if (auto r = sync(*s_->writer); !r) return r;
-  if (s_->dir_changed) {
-    if (auto r = sys::Fsync(s_->dir_fd); !r) return r;
-    s_->dir_changed = false;
-  }
-  return {};
+  return s_->SyncLocked();
 }
 
 size_t PackChunkStore::ObjectCount() const {
@@ -338,7 +364,98 @@ size_t PackChunkStore::ObjectCount() const {
 
 size_t PackChunkStore::PackCount() const {
   std::shared_lock lock(s_->mu);
-  return s_->readers.size();
+  return static_cast<size_t>(std::count(s_->deleted.begin(), s_->deleted.end(), false));
+}
+
+Expected<PackChunkStore::PruneReport> PackChunkStore::Prune(const std::function<bool(const Digest&)>& keep) {
+  std::lock_guard append(s_->append_mu);
+  State& s = *s_;
+  PruneReport report;
+  struct Use {
+    std::vector<std::pair<Digest, Location>> kept;
+    std::vector<Digest> dropped;
+    uint64_t kept_bytes = 0;
+  };
+  std::vector<Use> use(s.readers.size());
+  {
+    std::shared_lock lock(s.mu);
+    for (const auto& [object, loc] : s.index) {
+      Use& u = use[loc.slot];
+      if (keep(object)) {
+        u.kept.emplace_back(object, loc);
+        u.kept_bytes += loc.length;
+        ++report.kept;
+        report.kept_bytes += loc.length;
+      } else {
+        u.dropped.push_back(object);
+        ++report.dropped;
+        report.dropped_bytes += loc.length;
+      }
+    }
+  }
+  auto forget = [&](const std::vector<Digest>& objects) {
+    std::unique_lock lock(s.mu);
+    for (const auto& o : objects) s.index.erase(o);
+  };
+  struct Doomed {
+    uint32_t slot;
+    sys::Fd lock;  // held until the pack is deleted: no other instance adopts it meanwhile
+  };
+  std::vector<Doomed> doomed;
+  for (uint32_t slot = 0; slot < use.size(); ++slot) {
+    if (s.deleted[slot]) continue;
+    Use& u = use[slot];
+    auto size = sys::SizeOf(s.readers[slot]);
+    if (!size) return Fail(size.error());
+    bool empty = u.kept.empty(), sparse = u.kept_bytes * 2 < *size;
+    if ((empty || sparse) && !s.Writes(slot)) {
+      auto fd = sys::OpenRead(s.dir / PackName(s.seqs[slot], "pack"));
+      if (!fd) return Fail(fd.error());
+      auto locked = sys::TryLock(*fd);
+      if (!locked) return Fail(locked.error());
+      if (*locked) {
+        for (const auto& [object, loc] : u.kept) {  // moved to the writer
+          std::string data(loc.length, '\0');
+          auto n = sys::PReadFull(s.readers[slot], data.data(), data.size(), loc.offset);
+          if (!n) return Fail(n.error().WithContext("chunk cache " + s.dir.string()));
+          if (*n != data.size()) continue;  // a lost tail: its readers would refuse it anyway
+          if (auto a = s.Append(object, data); !a) return Fail(a.error());
+          ++report.copied;
+          report.copied_bytes += data.size();
+        }
+        forget(u.dropped);
+        doomed.push_back({slot, std::move(*fd)});
+        continue;
+      }
+    }
+    // Kept as it is: its dropped objects are marked removed.
+    if (!u.dropped.empty() && !s.writer)
+      if (auto r = s.StartPack(); !r) return Fail(r.error());
+    for (const auto& o : u.dropped)
+      if (auto r = s.AppendEntry(Entry{kRemoved, 0, o, 0}); !r) return Fail(r.error());
+    forget(u.dropped);
+  }
+  // The copies and removal entries reach the disk before any original goes.
+  if (auto r = s.SyncLocked(); !r) return Fail(r.error());
+  for (auto& d : doomed) {
+    fs::path pack = s.dir / PackName(s.seqs[d.slot], "pack"), idx = s.dir / PackName(s.seqs[d.slot], "idx");
+    std::error_code ec;
+    uint64_t bytes = fs::file_size(pack, ec);
+    if (ec) bytes = 0;
+    uint64_t idx_bytes = fs::file_size(idx, ec);
+    if (!ec) bytes += idx_bytes;
+    if (auto r = sys::RemoveFile(idx); !r) return Fail(r.error());  // the index first: a pack without one is only wasted space
+    if (auto r = sys::RemoveFile(pack); !r) return Fail(r.error());
+    {
+      std::unique_lock lock(s.mu);
+      s.deleted[d.slot] = true;
+    }
+    ++report.packs_deleted;
+    report.freed_bytes += bytes;
+  }
+  if (!doomed.empty())
+    if (auto r = sys::Fsync(s.dir_fd); !r) return Fail(r.error());
+  return report;
 }
 
 }  // namespace parc::imaging

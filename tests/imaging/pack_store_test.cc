@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <set>
 #include <thread>
 
 #include "imaging_fixture.h"
@@ -208,6 +209,100 @@ TEST_CASE("pack store: packs roll over at their size limit and concurrent puts a
   auto store = REQUIRE_OK(PackChunkStore::Open(dir.path(), small));
   CHECK(store->ObjectCount() == chunks.size());
   for (const auto& c : chunks) CHECK(Readable(*store, c));
+}
+
+namespace {
+
+uint64_t PacksOnDisk(const fs::path& dir) {
+  uint64_t bytes = 0;
+  for (const auto& e : fs::directory_iterator(dir / "packs")) bytes += e.file_size();
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("pack store: Prune keeps what it is told, deletes emptied packs, rewrites sparse ones, marks the rest removed", "[store][pack][prune]") {
+  test::TempDir dir("parc-pack");
+  PackChunkStore::Options small;
+  small.max_pack_bytes = 40 << 10;
+  // About ten 40 KiB packs of 4 KiB objects, in put order: i < 40 fill the
+  // first packs (all dropped), 40..79 the middle ones (one in four kept:
+  // sparse, rewritten), 80.. the last ones (all but one kept: stay as they are).
+  std::vector<Chunk> chunks;
+  for (int i = 0; i < 110; ++i) chunks.push_back(MakeChunk(4000, 500 + static_cast<uint64_t>(i)));
+  auto kept = [&](size_t i) { return (i >= 40 && i < 80 && i % 4 == 0) || (i >= 80 && i != 95); };
+  uint64_t before = 0;
+  {
+    auto store = REQUIRE_OK(PackChunkStore::Open(dir.path(), small));
+    for (const auto& c : chunks) REQUIRE_VOID_OK(store->Put(c.ref.object, c.stored));
+    REQUIRE_VOID_OK(store->Sync());
+  }
+  before = PacksOnDisk(dir.path());
+  size_t packs_before = 0;
+  {
+    auto store = REQUIRE_OK(PackChunkStore::Open(dir.path(), small));  // adopts the last pack as its writer
+    packs_before = store->PackCount();
+    std::set<Digest> keep;
+    for (size_t i = 0; i < chunks.size(); ++i)
+      if (kept(i)) keep.insert(chunks[i].ref.object);
+    auto r = REQUIRE_OK(store->Prune([&](const Digest& d) { return keep.count(d) > 0; }));
+    CHECK(r.kept == keep.size());
+    CHECK(r.dropped == chunks.size() - keep.size());
+    CHECK(r.copied == 10);  // the kept quarter of the middle packs
+    CHECK(r.packs_deleted >= 5);
+    CHECK(r.freed_bytes > 0);
+    CHECK(store->PackCount() < packs_before);
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      INFO("chunk " << i);
+      CHECK(store->Has(chunks[i].ref.object) == kept(i));
+      if (kept(i)) CHECK(Readable(*store, chunks[i]));
+    }
+  }
+  CHECK(PacksOnDisk(dir.path()) < before / 2);
+  // The same after reopening: the copies are found, the dropped ones stay dropped.
+  auto store = REQUIRE_OK(PackChunkStore::Open(dir.path(), small));
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    INFO("chunk " << i);
+    CHECK(store->Has(chunks[i].ref.object) == kept(i));
+    if (kept(i)) CHECK(Readable(*store, chunks[i]));
+  }
+  // Nothing more to give back: a second Prune with the same set deletes nothing.
+  std::set<Digest> keep;
+  for (size_t i = 0; i < chunks.size(); ++i)
+    if (kept(i)) keep.insert(chunks[i].ref.object);
+  auto again = REQUIRE_OK(store->Prune([&](const Digest& d) { return keep.count(d) > 0; }));
+  CHECK(again.dropped == 0);
+  CHECK(again.copied == 0);
+}
+
+TEST_CASE("pack store: Prune leaves the packs instances write alone, and deletes a pack without an index", "[store][pack][prune]") {
+  test::TempDir dir("parc-pack");
+  Chunk a = MakeChunk(30000, 40), b = MakeChunk(30000, 41), c = MakeChunk(30000, 42);
+  PackChunkStore::Options small;
+  small.max_pack_bytes = 4096;  // one object per pack
+  // Pack 1: its index is gone (a crash in the middle of deleting it), only wasted space.
+  test::WriteFile(dir.path() / "packs/00000001.pack", std::string(5000, 'x'));
+  auto other = REQUIRE_OK(PackChunkStore::Open(dir.path(), small));
+  REQUIRE_VOID_OK(other->Put(a.ref.object, a.stored));  // pack 2, locked by `other`
+  REQUIRE_VOID_OK(other->Sync());
+  auto store = REQUIRE_OK(PackChunkStore::Open(dir.path(), small));
+  REQUIRE_VOID_OK(store->Put(b.ref.object, b.stored));  // pack 3
+  REQUIRE_VOID_OK(store->Put(c.ref.object, c.stored));  // pack 4
+  auto r = REQUIRE_OK(store->Prune([&](const Digest& d) { return d == c.ref.object; }));
+  CHECK(r.dropped == 2);
+  // Pack 1 only: 2 is the other instance's, 3 and 4 this one's (never rewritten while it writes them).
+  CHECK(r.packs_deleted == 1);
+  CHECK_FALSE(fs::exists(dir.path() / "packs/00000001.pack"));
+  CHECK(fs::exists(dir.path() / "packs/00000002.pack"));
+  CHECK(Readable(*other, a));  // the other instance still has it
+  CHECK_FALSE(store->Has(a.ref.object));
+  CHECK_FALSE(store->Has(b.ref.object));
+  CHECK(Readable(*store, c));
+  other.reset();
+  auto later = REQUIRE_OK(PackChunkStore::Open(dir.path()));
+  CHECK_FALSE(later->Has(a.ref.object));  // its removal entry is remembered
+  CHECK_FALSE(later->Has(b.ref.object));
+  CHECK(Readable(*later, c));
 }
 
 TEST_CASE("pack store: as a deployment's cache, a second deployment of the image fetches nothing", "[store][pack][deploy]") {

@@ -126,7 +126,26 @@ class PackChunkStore final : public ChunkStore {
   ExpectedVoid Sync() override;
 
   size_t ObjectCount() const;
-  size_t PackCount() const;
+  size_t PackCount() const;  // packs this instance reads (deleted ones excluded)
+
+  struct PruneReport {
+    uint64_t kept = 0, kept_bytes = 0;        // objects kept and their stored bytes
+    uint64_t dropped = 0, dropped_bytes = 0;  // objects dropped and their stored bytes
+    uint64_t packs_deleted = 0;               // emptied or rewritten packs
+    uint64_t copied = 0, copied_bytes = 0;    // kept objects moved out of rewritten packs
+    uint64_t freed_bytes = 0;                 // pack and index bytes given back to the filesystem
+  };
+  // Keeps the objects `keep` says yes to, drops the others and gives their
+  // space back: a pack left without a kept object is deleted; a pack whose
+  // kept objects fill less than half of it is rewritten (they are appended
+  // to the pack this instance writes, synced, then the old pack is deleted);
+  // other packs keep their dropped bytes, each dropped object getting a
+  // removal entry. The pack this instance writes is never rewritten, and a
+  // pack another instance writes (locked) is left alone. A crash at any point
+  // loses no kept object: copies are durable before their originals go, and
+  // an index goes before its pack. A dropped object a crash brings back is
+  // still checked by every reader.
+  Expected<PruneReport> Prune(const std::function<bool(const Digest&)>& keep);
 
  private:
   struct State;
