@@ -15,6 +15,7 @@
 #include "parc/common/timeutil.h"
 #include "parc/imaging/capture.h"
 #include "parc/imaging/deploy.h"
+#include "parc/imaging/grpc_upload.h"
 #include "parc/imaging/inspect.h"
 #include "parc/imaging/upload.h"
 #include "parc/packages/signing.h"
@@ -567,31 +568,15 @@ v1::JobUpdate RunCaptureJob(const v1::Job& job, const ImageJobEnv& env) {
 
   auto stub = v1::AgentService::NewStub(env.channels());
   imaging::UploadHooks hooks;
-  hooks.missing = [&](const std::vector<std::string>& ask) -> Expected<std::vector<std::string>> {
-    v1::MissingObjectsRequest req;
-    for (const auto& d : ask) req.add_sha256(d);
-    v1::MissingObjectsResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-    if (auto s = stub->MissingObjects(&ctx, req, &resp); !s.ok())
-      return Fail(Errc::kUnavailable, "the server did not answer: " + s.error_message());
-    return std::vector<std::string>(resp.missing().begin(), resp.missing().end());
-  };
-  hooks.put = [&](std::vector<std::pair<std::string, std::string>>& batch) -> Expected<uint64_t> {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
-    v1::PutObjectsResponse resp;
-    auto writer = stub->PutObjects(&ctx, &resp);
-    for (auto& [digest, data] : batch) {
-      v1::PutObjectRequest msg;
-      msg.set_sha256(digest);
-      msg.set_data(std::move(data));
-      if (!writer->Write(msg)) break;  // the status says why
-    }
-    writer->WritesDone();
-    if (auto s = writer->Finish(); !s.ok()) return Fail(Errc::kUnavailable, "the server refused the upload: " + s.error_message());
-    return resp.stored();
-  };
+  imaging::SetGrpcUploadHooks(
+      hooks, *stub,
+      [](grpc::ClientContext& ctx, bool put) {
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(put ? 300 : 120));
+      },
+      [](const grpc::Status& s, bool put) {
+        return Error(Errc::kUnavailable, std::string(put ? "the server refused the upload: " : "the server did not answer: ") +
+                                             s.error_message());
+      });
   hooks.progress = Reporter(env, [](std::string_view) { return v1::JobUpdate::DOWNLOADING; }, what);
   auto up = imaging::UploadImage(captured->image.manifest, captured->image, **cache, hooks);
   if (!up) return Failed(job.job_id(), "captured " + what + " but the upload failed: " + up.error().message());

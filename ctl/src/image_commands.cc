@@ -19,6 +19,7 @@
 #include "parc/ctl/table.h"
 #include "parc/ctl/text.h"
 #include "parc/imaging/capture.h"
+#include "parc/imaging/grpc_upload.h"
 #include "parc/imaging/inspect.h"
 #include "parc/imaging/upload.h"
 #include "parc/packages/signing.h"
@@ -184,30 +185,13 @@ int Commands::PushImage(imaging::ChunkStore& store, const std::string& manifest_
     return Error(Errc::kUnavailable, st.error_message());
   };
   imaging::UploadHooks hooks;
-  hooks.missing = [&](const std::vector<std::string>& ask) -> Expected<std::vector<std::string>> {
-    v1::MissingObjectsRequest req;
-    for (const auto& d : ask) req.add_sha256(d);
-    v1::MissingObjectsResponse resp;
-    grpc::ClientContext ctx;
-    conn_->SetDeadline(ctx);
-    if (auto st = image_->MissingObjects(&ctx, req, &resp); !st.ok()) return Fail(failed(st));
-    return std::vector<std::string>(resp.missing().begin(), resp.missing().end());
-  };
-  hooks.put = [&](std::vector<std::pair<std::string, std::string>>& batch) -> Expected<uint64_t> {
-    grpc::ClientContext ctx;
-    if (!conn_->WaitUntilConnected()) conn_->SetDeadline(ctx);
-    v1::PutObjectsResponse resp;
-    auto writer = image_->PutObjects(&ctx, &resp);
-    for (auto& [digest, data] : batch) {
-      v1::PutObjectRequest msg;
-      msg.set_sha256(digest);
-      msg.set_data(std::move(data));
-      if (!writer->Write(msg)) break;  // the status says why
-    }
-    writer->WritesDone();
-    if (auto st = writer->Finish(); !st.ok()) return Fail(failed(st));
-    return resp.stored();
-  };
+  imaging::SetGrpcUploadHooks(
+      hooks, *image_,
+      [&](grpc::ClientContext& ctx, bool put) {
+        // A batch may take long on a slow link: once connected, no deadline.
+        if (!put || !conn_->WaitUntilConnected()) conn_->SetDeadline(ctx);
+      },
+      [&](const grpc::Status& st, bool) { return failed(st); });
   const auto started = std::chrono::steady_clock::now();
   bool announced = false;
   hooks.progress = [&](const imaging::Progress& p) {
