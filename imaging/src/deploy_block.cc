@@ -90,8 +90,8 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
       return ctx(Error(Errc::kFailedPrecondition, "the target is neither a regular file nor a block device (symlinks are not followed)"));
     device = st->type == sys::Type::kBlockDevice;
   }
-  // A new file is created only once every chunk is here and verified: a
-  // refused deployment leaves no file behind.
+  // A new file is written under a temporary name next to it and renamed once
+  // written, read back and synced: a refused deployment leaves no file behind.
   std::optional<sys::Fd> fd;
   Expected<uint64_t> current = uint64_t{0};
   if (existed) {
@@ -183,16 +183,28 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
     stash_end += buf.size();
     return true;
   });
-  // Everything is fetched and verified before the first write, unlike a tree
-  // (written into a staging directory while it is fetched): a block target
-  // has no staging copy, so writing while fetching would leave it half
-  // rewritten when a later chunk turns out tampered or the server is gone.
-  if (auto f = gatherer.FetchMissing(); !f) return ctx(f.error());
-  if (!fd) {
-    auto created = sys::OpenWrite(target, true);
+  // An existing target is rewritten only once everything is fetched and
+  // verified: it has no staging copy, so writing while fetching would leave
+  // it half rewritten when a later chunk turns out tampered or the server is
+  // gone. A new file is written while the chunks arrive, as a tree is: it has
+  // a name of its own until the end.
+  fs::path temp;
+  if (!existed) {
+    std::error_code aec;
+    fs::path abs = fs::absolute(target, aec);
+    temp = abs.parent_path() / ("." + abs.filename().string() + ".parc-new");
+    if (auto r = sys::RemoveFile(temp); !r) return ctx(r.error());  // left by a crash
+    auto created = sys::OpenWrite(temp, true);
     if (!created) return ctx(created.error());
     fd = std::move(*created);
   }
+  auto discard = [&](const Error& e) {
+    if (!temp.empty()) (void)sys::RemoveFile(temp);
+    return ctx(e);
+  };
+  const bool stream = !existed && gatherer.missing() > 0;
+  if (!stream)
+    if (auto f = gatherer.FetchMissing(); !f) return discard(f.error());
 
   std::vector<size_t> order;  // the blocks to write, in image order
   uint64_t todo_bytes = 0;
@@ -209,9 +221,12 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
   // A new file reads zeros where nothing is written: give it its size first,
   // so that every block can be read back while later ones are being written.
   if (!device && size > *current)
-    if (auto t = sys::Truncate(*fd, size); !t) return ctx(t.error());
+    if (auto t = sys::Truncate(*fd, size); !t) return discard(t.error());
   ZeroDigests zeros(image->manifest.chunking.max_size);
 
+  std::atomic<uint64_t> written{0};
+  // Writes every block that differs and reads every block back, reporting to wt.
+  auto write_and_verify = [&](Ticker& wt) -> ExpectedVoid {
   // Written and read back window by window: once a window and the next one
   // are written (the next one may share its last page), a verifier thread
   // waits for the window's pages to reach the device, drops them from the
@@ -255,7 +270,7 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
       if (!n) return Fail(n.error().WithContext("reading back " + Range(offsets[i], blocks[i].size)));
       if (*n != buf.size() || !zeros.Matches(buf, blocks[i]))
         return Fail(Errc::kIo, "read back differs from the image at " + Range(offsets[i], blocks[i].size));
-      ticker.Add(buf.size(), 1);
+      wt.Add(buf.size(), 1);
     }
     return {};
   };
@@ -287,9 +302,7 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
     verifier.join();
   };
 
-  ticker.Phase("write", todo_bytes + size, order.size() + blocks.size());
-  std::atomic<uint64_t> written{0};
-  auto w = internal::ParallelFor(order.size(), threads, ticker, [&](size_t k, unsigned) -> ExpectedVoid {
+  auto w = internal::ParallelFor(order.size(), threads, wt, [&](size_t k, unsigned) -> ExpectedVoid {
     {
       std::lock_guard lock(mu);
       if (stop) return Fail(verify_error ? *verify_error : Ticker::Cancelled());
@@ -302,11 +315,11 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
         if (auto r = zeros.Write(*fd, offsets[i], ref.size); !r) return Fail(r.error().WithContext(Range(offsets[i], ref.size)));
         written.fetch_add(ref.size);
       }
-      ticker.Add(ref.size, 1);
+      wt.Add(ref.size, 1);
     } else {
       auto plain = gatherer.Plain(ref, read);
       if (!plain) return Fail(plain.error());
-      ticker.Add(plain->size(), 1);
+      wt.Add(plain->size(), 1);
       if (!fresh || !internal::AllZero(*plain)) {
         if (auto r = sys::PWriteAll(*fd, *plain, offsets[i]); !r) return Fail(r.error().WithContext(Range(offsets[i], plain->size())));
         written.fetch_add(plain->size());
@@ -322,7 +335,7 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
   });
   if (!w) {
     stop_verifier();
-    return ctx(verify_error ? *verify_error : w.error());
+    return Fail(verify_error ? *verify_error : w.error());
   }
   // The last windows are read back while this thread reports progress.
   while (true) {
@@ -330,16 +343,56 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
     if (stop || verified_windows == windows.size()) break;
     cv.wait_for(lock, std::chrono::milliseconds(100));
     lock.unlock();
-    if (!ticker.Tick()) break;
+    if (!wt.Tick()) break;
   }
   stop_verifier();
-  if (verify_error) return ctx(*verify_error);
-  if (verified_windows != windows.size()) return ctx(Ticker::Cancelled());
+  if (verify_error) return Fail(*verify_error);
+  if (verified_windows != windows.size()) return Fail(Ticker::Cancelled());
+  return {};
+  };
+  if (stream) {
+    // The writers report to a ticker of their own, shown as the "write"
+    // phase once the fetch is done; a failed fetch stops them.
+    std::vector<const ChunkRef*> uses;
+    for (size_t i : order)
+      if (!zeros.IsZero(blocks[i])) uses.push_back(&blocks[i]);
+    const ProgressFn silent;
+    Ticker write_ticker(silent);
+    gatherer.StartFetching(uses);
+    std::atomic<bool> writer_failed_first{false};
+    internal::Background writing([&]() -> ExpectedVoid {
+      auto r = write_and_verify(write_ticker);
+      if (!r && gatherer.Fetching()) {  // a full disk, say: no point fetching on
+        writer_failed_first = true;
+        ticker.Cancel();
+      }
+      return r;
+    });
+    if (auto f = gatherer.FetchMissing(); !f) {
+      write_ticker.Cancel();
+      auto w = writing.Wait();
+      return discard(!w && writer_failed_first ? w.error() : f.error());
+    }
+    ticker.Phase("write", todo_bytes + size, order.size() + blocks.size());
+    auto w = writing.Wait([&] {
+      ticker.Add(write_ticker.bytes() - ticker.bytes(), write_ticker.items() - ticker.items());
+      if (!ticker.Tick()) write_ticker.Cancel();
+    });
+    if (w) ticker.Add(write_ticker.bytes() - ticker.bytes(), write_ticker.items() - ticker.items());
+    if (!w) return discard(w.error());
+  } else {
+    ticker.Phase("write", todo_bytes + size, order.size() + blocks.size());
+    if (auto w = write_and_verify(ticker); !w) return discard(w.error());
+  }
   report.written_bytes = written.load();
   if (!device && *current > size)
     if (auto t = sys::Truncate(*fd, size); !t) return ctx(t.error());
   ticker.Phase("sync", 0, 0);
-  if (auto s = sys::Fsync(*fd); !s) return ctx(s.error());
+  if (auto s = sys::Fsync(*fd); !s) return discard(s.error());
+  if (!temp.empty()) {
+    if (auto r = sys::Rename(temp, target); !r) return discard(r.error());
+    if (auto r = sys::FsyncPath(fs::absolute(target, ec).parent_path()); !r) return ctx(r.error());
+  }
   gatherer.Fill(report);
   report.verified_bytes = size;
   if (counting) report.fetched_bytes = counting->bytes.load();

@@ -2,7 +2,11 @@
 // (a loop device), writes limited to the regions that differ, moved content
 // found in the target, read-back verification, refusals that leave the
 // target untouched, and resumption.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
+
+#include <thread>
 
 #include "imaging_fixture.h"
 
@@ -215,4 +219,86 @@ TEST_CASE("deploy block: chunks fetched in batches, the ones a batch left out al
   CHECK(r.fetched == v1.image().UniqueChunks().size());
   CHECK(r.index_fetched == 0);  // the refused run had already cached the (intact) index
   CHECK(r.fetched + r.index_fetched == fetcher.batched + fetcher.chunks);
+}
+
+namespace {
+
+// Holds the last chunk of a deployment until `ready` holds (or 20 s pass):
+// whether the rest was already being written is then visible on disk.
+class HoldLastFetcher : public TestFetcher {
+ public:
+  HoldLastFetcher(const ChunkStore& source, uint64_t total, std::function<bool()> ready)
+      : TestFetcher(source), total_(total), ready_(std::move(ready)) {}
+  ExpectedVoid Fetch(const ChunkRef& ref, uint64_t offset, const std::function<ExpectedVoid(std::string_view)>& sink) override {
+    if (started_.fetch_add(1) + 1 == total_) {
+      for (int i = 0; i < 2000 && !ready_(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      held_ready = ready_();
+    }
+    return TestFetcher::Fetch(ref, offset, sink);
+  }
+  std::atomic<bool> held_ready{false};
+
+ private:
+  uint64_t total_;
+  std::function<bool()> ready_;
+  std::atomic<uint64_t> started_{0};
+};
+
+uint64_t AllocatedBytes(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+}  // namespace
+
+TEST_CASE("deploy block: a new file is written while the chunks arrive, under a temporary name until it is complete", "[deploy][block][stream]") {
+  Env env;
+  test::TempDir work("parc-block");
+  std::string disk = DiskBytes(9);
+  test::WriteFile(work.path() / "disk.img", disk);
+  auto v1 = env.CaptureBlockSigned(work.path() / "disk.img", "1");
+  fs::path target = work.path() / "new.img", temp = work.path() / ".new.img.parc-new";
+  DeployOptions o = env.Options();
+  o.fetch_parallelism = 1;
+
+  SECTION("written while fetched: the last chunk is held until earlier ones are on disk") {
+    uint64_t content = v1.image().UniqueChunks().size();
+    HoldLastFetcher fetcher(env.server(), content, [&] { return AllocatedBytes(temp) >= (1u << 20); });
+    auto r = REQUIRE_OK(DeployBlock(v1.json(), v1.sig(), target, env.cache(), &fetcher, o));
+    CHECK(fetcher.held_ready);  // fails when nothing is written before every chunk is fetched
+    CHECK(r.fetched == content);
+    CHECK(test::ReadFileOrEmpty(target) == disk);
+    CHECK_FALSE(fs::exists(temp));
+  }
+  SECTION("the server gone mid-fetch: no file and no temporary one; the next run fetches only the rest") {
+    TestFetcher failing(env.server());
+    failing.fail_after = 30;
+    auto cut = DeployBlock(v1.json(), v1.sig(), target, env.cache(), &failing, o);
+    REQUIRE_FALSE(cut);
+    CHECK(cut.error().Is(Errc::kUnavailable));
+    CHECK_FALSE(fs::exists(target));
+    CHECK_FALSE(fs::exists(temp));
+    TestFetcher working(env.server());
+    auto r = REQUIRE_OK(DeployBlock(v1.json(), v1.sig(), target, env.cache(), &working, o));
+    CHECK(r.from_cache >= 1);
+    CHECK(r.fetched + r.from_cache == r.chunks);
+    CHECK(test::ReadFileOrEmpty(target) == disk);
+  }
+  SECTION("a tampered chunk: refused, no file and no temporary one") {
+    TestFetcher evil(env.server());
+    evil.tamper = true;
+    auto bad = DeployBlock(v1.json(), v1.sig(), target, env.cache(), &evil, o);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().Is(Errc::kCrypto));
+    CHECK_FALSE(fs::exists(target));
+    CHECK_FALSE(fs::exists(temp));
+  }
+  SECTION("a temporary file left by a crash is replaced") {
+    test::WriteFile(temp, "left over");
+    TestFetcher fetcher(env.server());
+    REQUIRE_OK(DeployBlock(v1.json(), v1.sig(), target, env.cache(), &fetcher, o));
+    CHECK(test::ReadFileOrEmpty(target) == disk);
+    CHECK_FALSE(fs::exists(temp));
+  }
 }
