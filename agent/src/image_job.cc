@@ -381,6 +381,16 @@ void PruneCache(const AgentConfig& config, imaging::PackChunkStore& cache) {
 
 }  // namespace
 
+void PruneImageCache(const AgentConfig& config) {
+  if (!PathExists(config.state_dir / "images" / "chunks")) return;
+  auto cache = imaging::PackChunkStore::Open(config.state_dir / "images" / "chunks");
+  if (!cache) {
+    spdlog::warn("the chunk cache was not pruned: {}", cache.error().message());
+    return;
+  }
+  PruneCache(config, **cache);
+}
+
 std::vector<v1::RollbackPointInfo> ImageRollbackPoints(const AgentConfig& config) {
   std::vector<v1::RollbackPointInfo> out;
   for (auto& r : AllRecords(config)) {
@@ -517,7 +527,6 @@ v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env) {
     if (auto s = SaveRecord(config, next); !s)
       return Failed(job.job_id(), "image deployed and verified, but its record could not be written: " + s.error().message());
   }
-  PruneCache(config, **cache);
   return Succeeded(job.job_id(),
                    report->already_deployed
                        ? "image " + m->name + " " + m->version + " was already deployed to " + im.target()

@@ -33,6 +33,11 @@ struct ImageJobEnv {
 
 v1::JobUpdate RunImageJob(const v1::Job& job, const ImageJobEnv& env);
 
+// Drops from the chunk cache what the images in place on this host do not
+// use (docs/images.md, "The agent's chunk cache"). Run after a successful
+// image job has been reported: housekeeping, not part of the deployment.
+void PruneImageCache(const AgentConfig& config);
+
 // The rollback points of tree deployments not committed yet: one per target
 // at most, its previous tree (action "deploy", package "image:NAME"), and the
 // points already restored.

@@ -244,6 +244,7 @@ void JobExecutor::Worker() {
     *m.mutable_job_update() = result;
     send_(std::move(m));
     SendRollbackPoints();
+    if (job.has_image() && result.state() == v1::JobUpdate::SUCCEEDED) PruneImageCache(config_);
     std::lock_guard lock(mutex_);
     running_.clear();
   }
