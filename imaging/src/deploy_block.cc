@@ -227,128 +227,128 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
   std::atomic<uint64_t> written{0};
   // Writes every block that differs and reads every block back, reporting to wt.
   auto write_and_verify = [&](Ticker& wt) -> ExpectedVoid {
-  // Written and read back window by window: once a window and the next one
-  // are written (the next one may share its last page), a verifier thread
-  // waits for the window's pages to reach the device, drops them from the
-  // cache and reads them back, while the writers go on with later windows.
-  // Unchanged blocks are read back too.
-  struct Window {
-    size_t first, end;  // blocks
-    std::atomic<size_t> left{0};  // blocks still to write
-  };
-  std::vector<size_t> window_of(blocks.size());
-  std::deque<Window> windows;
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    if (windows.empty() || offsets[i] - offsets[windows.back().first] >= std::max<uint64_t>(o.readback_window, 1)) {
-      windows.emplace_back();
-      windows.back().first = i;
-    }
-    windows.back().end = i + 1;
-    window_of[i] = windows.size() - 1;
-    if (!unchanged[i]) windows.back().left.fetch_add(1);
-  }
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t verified_windows = 0;
-  bool stop = false;
-  std::optional<Error> verify_error;
-  auto written_through = [&](size_t w) {  // windows [0, w] completely written
-    for (size_t k = verified_windows; k <= w && k < windows.size(); ++k)
-      if (windows[k].left.load() != 0) return false;
-    return true;
-  };
-  auto verify_window = [&](const Window& win) -> ExpectedVoid {
-    // Whole pages: the cache drops no partial page. Those at the ends belong
-    // to neighbour windows, which are written already.
-    const uint64_t page = sys::PageSize();
-    uint64_t start = offsets[win.first] & ~(page - 1), end = (offsets[win.end] + page - 1) & ~(page - 1);
-    if (auto r = sys::WriteBackAndDrop(*fd, start, end - start); !r) return Fail(r.error());
-    std::string buf;
-    for (size_t i = win.first; i < win.end; ++i) {
-      buf.resize(blocks[i].size);
-      auto n = sys::PReadFull(*fd, buf.data(), buf.size(), offsets[i]);
-      if (!n) return Fail(n.error().WithContext("reading back " + Range(offsets[i], blocks[i].size)));
-      if (*n != buf.size() || !zeros.Matches(buf, blocks[i]))
-        return Fail(Errc::kIo, "read back differs from the image at " + Range(offsets[i], blocks[i].size));
-      wt.Add(buf.size(), 1);
-    }
-    return {};
-  };
-  std::thread verifier([&] {
-    for (size_t w = 0; w < windows.size(); ++w) {
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return stop || written_through(std::min(w + 1, windows.size() - 1)); });
-        if (stop) return;
+    // Written and read back window by window: once a window and the next one
+    // are written (the next one may share its last page), a verifier thread
+    // waits for the window's pages to reach the device, drops them from the
+    // cache and reads them back, while the writers go on with later windows.
+    // Unchanged blocks are read back too.
+    struct Window {
+      size_t first, end;  // blocks
+      std::atomic<size_t> left{0};  // blocks still to write
+    };
+    std::vector<size_t> window_of(blocks.size());
+    std::deque<Window> windows;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      if (windows.empty() || offsets[i] - offsets[windows.back().first] >= std::max<uint64_t>(o.readback_window, 1)) {
+        windows.emplace_back();
+        windows.back().first = i;
       }
-      auto r = verify_window(windows[w]);
-      std::lock_guard lock(mu);
-      if (!r) {
-        verify_error = r.error();
-        stop = true;
+      windows.back().end = i + 1;
+      window_of[i] = windows.size() - 1;
+      if (!unchanged[i]) windows.back().left.fetch_add(1);
+    }
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t verified_windows = 0;
+    bool stop = false;
+    std::optional<Error> verify_error;
+    auto written_through = [&](size_t w) {  // windows [0, w] completely written
+      for (size_t k = verified_windows; k <= w && k < windows.size(); ++k)
+        if (windows[k].left.load() != 0) return false;
+      return true;
+    };
+    auto verify_window = [&](const Window& win) -> ExpectedVoid {
+      // Whole pages: the cache drops no partial page. Those at the ends belong
+      // to neighbour windows, which are written already.
+      const uint64_t page = sys::PageSize();
+      uint64_t start = offsets[win.first] & ~(page - 1), end = (offsets[win.end] + page - 1) & ~(page - 1);
+      if (auto r = sys::WriteBackAndDrop(*fd, start, end - start); !r) return Fail(r.error());
+      std::string buf;
+      for (size_t i = win.first; i < win.end; ++i) {
+        buf.resize(blocks[i].size);
+        auto n = sys::PReadFull(*fd, buf.data(), buf.size(), offsets[i]);
+        if (!n) return Fail(n.error().WithContext("reading back " + Range(offsets[i], blocks[i].size)));
+        if (*n != buf.size() || !zeros.Matches(buf, blocks[i]))
+          return Fail(Errc::kIo, "read back differs from the image at " + Range(offsets[i], blocks[i].size));
+        wt.Add(buf.size(), 1);
+      }
+      return {};
+    };
+    std::thread verifier([&] {
+      for (size_t w = 0; w < windows.size(); ++w) {
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return stop || written_through(std::min(w + 1, windows.size() - 1)); });
+          if (stop) return;
+        }
+        auto r = verify_window(windows[w]);
+        std::lock_guard lock(mu);
+        if (!r) {
+          verify_error = r.error();
+          stop = true;
+          cv.notify_all();
+          return;
+        }
+        ++verified_windows;
         cv.notify_all();
-        return;
       }
-      ++verified_windows;
+    });
+    auto stop_verifier = [&] {
+      {
+        std::lock_guard lock(mu);
+        stop = true;
+      }
       cv.notify_all();
-    }
-  });
-  auto stop_verifier = [&] {
-    {
-      std::lock_guard lock(mu);
-      stop = true;
-    }
-    cv.notify_all();
-    verifier.join();
-  };
+      verifier.join();
+    };
 
-  auto w = internal::ParallelFor(order.size(), threads, wt, [&](size_t k, unsigned) -> ExpectedVoid {
-    {
-      std::lock_guard lock(mu);
-      if (stop) return Fail(verify_error ? *verify_error : Ticker::Cancelled());
-    }
-    size_t i = order[k];
-    const ChunkRef& ref = blocks[i];
-    if (zeros.IsZero(ref)) {
-      // Zeros need no chunk: a new file has them already, others get them written.
-      if (!fresh) {
-        if (auto r = zeros.Write(*fd, offsets[i], ref.size); !r) return Fail(r.error().WithContext(Range(offsets[i], ref.size)));
-        written.fetch_add(ref.size);
+    auto w = internal::ParallelFor(order.size(), threads, wt, [&](size_t k, unsigned) -> ExpectedVoid {
+      {
+        std::lock_guard lock(mu);
+        if (stop) return Fail(verify_error ? *verify_error : Ticker::Cancelled());
       }
-      wt.Add(ref.size, 1);
-    } else {
-      auto plain = gatherer.Plain(ref, read);
-      if (!plain) return Fail(plain.error());
-      wt.Add(plain->size(), 1);
-      if (!fresh || !internal::AllZero(*plain)) {
-        if (auto r = sys::PWriteAll(*fd, *plain, offsets[i]); !r) return Fail(r.error().WithContext(Range(offsets[i], plain->size())));
-        written.fetch_add(plain->size());
+      size_t i = order[k];
+      const ChunkRef& ref = blocks[i];
+      if (zeros.IsZero(ref)) {
+        // Zeros need no chunk: a new file has them already, others get them written.
+        if (!fresh) {
+          if (auto r = zeros.Write(*fd, offsets[i], ref.size); !r) return Fail(r.error().WithContext(Range(offsets[i], ref.size)));
+          written.fetch_add(ref.size);
+        }
+        wt.Add(ref.size, 1);
+      } else {
+        auto plain = gatherer.Plain(ref, read);
+        if (!plain) return Fail(plain.error());
+        wt.Add(plain->size(), 1);
+        if (!fresh || !internal::AllZero(*plain)) {
+          if (auto r = sys::PWriteAll(*fd, *plain, offsets[i]); !r) return Fail(r.error().WithContext(Range(offsets[i], plain->size())));
+          written.fetch_add(plain->size());
+        }
       }
+      Window& win = windows[window_of[i]];
+      if (win.left.fetch_sub(1) == 1) {
+        sys::StartWriteback(*fd, offsets[win.first], offsets[win.end] - offsets[win.first]);
+        std::lock_guard lock(mu);
+        cv.notify_all();
+      }
+      return {};
+    });
+    if (!w) {
+      stop_verifier();
+      return Fail(verify_error ? *verify_error : w.error());
     }
-    Window& win = windows[window_of[i]];
-    if (win.left.fetch_sub(1) == 1) {
-      sys::StartWriteback(*fd, offsets[win.first], offsets[win.end] - offsets[win.first]);
-      std::lock_guard lock(mu);
-      cv.notify_all();
+    // The last windows are read back while this thread reports progress.
+    while (true) {
+      std::unique_lock lock(mu);
+      if (stop || verified_windows == windows.size()) break;
+      cv.wait_for(lock, std::chrono::milliseconds(100));
+      lock.unlock();
+      if (!wt.Tick()) break;
     }
-    return {};
-  });
-  if (!w) {
     stop_verifier();
-    return Fail(verify_error ? *verify_error : w.error());
-  }
-  // The last windows are read back while this thread reports progress.
-  while (true) {
-    std::unique_lock lock(mu);
-    if (stop || verified_windows == windows.size()) break;
-    cv.wait_for(lock, std::chrono::milliseconds(100));
-    lock.unlock();
-    if (!wt.Tick()) break;
-  }
-  stop_verifier();
-  if (verify_error) return Fail(*verify_error);
-  if (verified_windows != windows.size()) return Fail(Ticker::Cancelled());
-  return {};
+    if (verify_error) return Fail(*verify_error);
+    if (verified_windows != windows.size()) return Fail(Ticker::Cancelled());
+    return {};
   };
   if (stream) {
     // The writers report to a ticker of their own, shown as the "write"
