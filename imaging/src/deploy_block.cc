@@ -351,35 +351,13 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
     return {};
   };
   if (stream) {
-    // The writers report to a ticker of their own, shown as the "write"
-    // phase once the fetch is done; a failed fetch stops them.
     std::vector<const ChunkRef*> uses;
     for (size_t i : order)
       if (!zeros.IsZero(blocks[i])) uses.push_back(&blocks[i]);
-    const ProgressFn silent;
-    Ticker write_ticker(silent);
-    gatherer.StartFetching(uses);
-    std::atomic<bool> writer_failed_first{false};
-    internal::Background writing([&]() -> ExpectedVoid {
-      auto r = write_and_verify(write_ticker);
-      if (!r && gatherer.Fetching()) {  // a full disk, say: no point fetching on
-        writer_failed_first = true;
-        ticker.Cancel();
-      }
-      return r;
-    });
-    if (auto f = gatherer.FetchMissing(); !f) {
-      write_ticker.Cancel();
-      auto w = writing.Wait();
-      return discard(!w && writer_failed_first ? w.error() : f.error());
-    }
-    ticker.Phase("write", todo_bytes + size, order.size() + blocks.size());
-    auto w = writing.Wait([&] {
-      ticker.Add(write_ticker.bytes() - ticker.bytes(), write_ticker.items() - ticker.items());
-      if (!ticker.Tick()) write_ticker.Cancel();
-    });
-    if (w) ticker.Add(write_ticker.bytes() - ticker.bytes(), write_ticker.items() - ticker.items());
-    if (!w) return discard(w.error());
+    if (auto w = internal::FetchWhileWriting(gatherer, uses, ticker, "write", todo_bytes + size,
+                                             order.size() + blocks.size(), write_and_verify);
+        !w)
+      return discard(w.error());
   } else {
     ticker.Phase("write", todo_bytes + size, order.size() + blocks.size());
     if (auto w = write_and_verify(ticker); !w) return discard(w.error());

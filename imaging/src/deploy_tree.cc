@@ -556,38 +556,21 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
     auto staging_fd = sys::OpenDirectory(p.staging);
     if (!staging_fd) return discard(staging_fd.error());
     // The new tree is written while the missing chunks are fetched: a file
-    // waits only for its own chunks. The writers report to a ticker of their
-    // own, shown as the "write" phase once the fetch is done; a failed fetch
-    // stops them and discards the half-written tree.
-    const ProgressFn silent;
-    Ticker write_ticker(silent);
-    TreeWriter writer(*image, *staging_fd, gatherer, o, write_ticker, target_fd ? &*target_fd : nullptr, &seed_rels);
+    // waits only for its own chunks; a failed fetch stops the writers and
+    // discards the half-written tree.
     std::vector<const ChunkRef*> uses;
     for (const auto& e : image->entries)
       if (e.type == EntryType::kFile)
         for (const auto& c : e.chunks) uses.push_back(&c);
-    gatherer.StartFetching(uses);
-    std::atomic<bool> writer_failed_first{false};
-    internal::Background writing([&]() -> ExpectedVoid {
-      auto r = writer.Write();
-      if (!r && gatherer.Fetching()) {  // a full disk, say: no point fetching on
-        writer_failed_first = true;
-        ticker.Cancel();
-      }
-      return r;
-    });
-    if (auto f = gatherer.FetchMissing(); !f) {
-      write_ticker.Cancel();
-      auto w = writing.Wait();
-      return discard(!w && writer_failed_first ? w.error() : f.error());
-    }
-    ticker.Phase("write", image->manifest.size, image->entries.size());
-    auto w = writing.Wait([&] {
-      ticker.Add(write_ticker.bytes() - ticker.bytes(), write_ticker.items() - ticker.items());
-      if (!ticker.Tick()) write_ticker.Cancel();
-    });
-    if (w) ticker.Add(write_ticker.bytes() - ticker.bytes(), write_ticker.items() - ticker.items());
-    if (!ticker.Tick(true)) return discard(Ticker::Cancelled());
+    uint64_t written = 0;
+    auto w = internal::FetchWhileWriting(gatherer, uses, ticker, "write", image->manifest.size, image->entries.size(),
+                                         [&](Ticker& t) -> ExpectedVoid {
+                                           TreeWriter writer(*image, *staging_fd, gatherer, o, t,
+                                                             target_fd ? &*target_fd : nullptr, &seed_rels);
+                                           auto r = writer.Write();
+                                           written = writer.written();
+                                           return r;
+                                         });
     if (!w) return discard(w.error());
     // Checked while the device catches up: the check reads what was written.
     internal::Background syncing([&] { return sys::SyncFilesystem(*staging_fd); });
@@ -599,7 +582,7 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
     ticker.Phase("sync", 0, 0);
     if (auto s = syncing.Wait([&] { ticker.Tick(); }); !s) return discard(s.error());
     gatherer.Fill(report);
-    report.written_bytes = writer.written();
+    report.written_bytes = written;
     j.state = "staged";
     j.new_ino = InoOf(p.staging);
     if (auto w = WriteJournal(p, j); !w) return discard(w.error());

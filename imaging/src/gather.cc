@@ -188,4 +188,35 @@ void Gatherer::Fill(DeployReport& r) const {
   r.fetched_bytes = fetched_bytes_ + late_fetched_bytes_.load();  // the deploy replaces it with what crossed the wire
 }
 
+ExpectedVoid FetchWhileWriting(Gatherer& gatherer, const std::vector<const ChunkRef*>& uses, Ticker& ticker,
+                               std::string_view phase, uint64_t total_bytes, uint64_t total_items,
+                               const std::function<ExpectedVoid(Ticker&)>& write) {
+  const ProgressFn silent;
+  Ticker write_ticker(silent);
+  gatherer.StartFetching(uses);
+  std::atomic<bool> writer_failed_first{false};
+  Background writing([&]() -> ExpectedVoid {
+    auto r = write(write_ticker);
+    if (!r && gatherer.Fetching()) {  // no point fetching on
+      writer_failed_first = true;
+      ticker.Cancel();
+    }
+    return r;
+  });
+  if (auto f = gatherer.FetchMissing(); !f) {
+    write_ticker.Cancel();
+    auto w = writing.Wait();
+    return Fail(!w && writer_failed_first ? w.error() : f.error());
+  }
+  ticker.Phase(phase, total_bytes, total_items);
+  auto catch_up = [&] { ticker.Add(write_ticker.bytes() - ticker.bytes(), write_ticker.items() - ticker.items()); };
+  auto w = writing.Wait([&] {
+    catch_up();
+    if (!ticker.Tick()) write_ticker.Cancel();
+  });
+  if (w) catch_up();
+  if (!ticker.Tick(true)) return Fail(Ticker::Cancelled());
+  return w;
+}
+
 }  // namespace parc::imaging::internal

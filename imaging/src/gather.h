@@ -85,4 +85,14 @@ class Gatherer {
   std::atomic<uint64_t> late_fetched_{0}, late_fetched_bytes_{0};
 };
 
+// Writing while fetching (a tree, a new block file): runs write(t) on a thread
+// of its own, t a ticker of its own, while `gatherer` fetches what is missing
+// (StartFetching(uses) first); then shows the writer's progress as `phase`
+// of `ticker` until it is done. A failed fetch stops the writer and its error
+// is returned, unless the writer failed first (a full disk, say), which stops
+// the fetch and is returned instead.
+ExpectedVoid FetchWhileWriting(Gatherer& gatherer, const std::vector<const ChunkRef*>& uses, Ticker& ticker,
+                               std::string_view phase, uint64_t total_bytes, uint64_t total_items,
+                               const std::function<ExpectedVoid(Ticker&)>& write);
+
 }  // namespace parc::imaging::internal
