@@ -636,6 +636,15 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       ->type_name("DIR|FILE|/dev/X");
   image_verify->add_option("--trust", o.trust, "Check the signature with this public key (repeatable)")
       ->type_name("PUBFILE");
+  CLI::App* image_remove = leaf(
+      image, "remove", "Unregister one image version and delete the chunks no other image uses",
+      &Commands::ImageRemove,
+      "Example:\n  parcctl image remove ws-debian12=1\n"
+      "Refused while a deployment of that version is not finished (parcctl deploy cancel ID first).\n"
+      "Chunks shared with other images, packages or policies stay. Hosts that hold the image keep it.");
+  image_remove->add_option("image", o.package_ref, "NAME=VERSION (the version is required)")
+      ->required()
+      ->type_name("NAME=VERSION");
 
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());

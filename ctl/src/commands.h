@@ -200,6 +200,7 @@ class Commands {
   int ImageDiff();
   int ImageDeploy();
   int ImageVerify();
+  int ImageRemove();
 
  private:
   // Non-zero exit code if the connection could not be set up.

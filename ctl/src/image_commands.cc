@@ -467,6 +467,25 @@ int Commands::ImageShow() {
   return Emit(resp, [&] { return RenderImage(resp); });
 }
 
+int Commands::ImageRemove() {
+  auto ref = ParsePackageRef(o_.package_ref);
+  if (!ref) return LocalError(ref.error(), kExitUsage);
+  if (ref->version.empty()) return UsageError("give the image as NAME=VERSION: versions are removed one at a time");
+  if (int rc = ConnectImage()) return rc;
+  v1::RemoveImageRequest req;
+  req.set_name(ref->name);
+  req.set_version(ref->version);
+  v1::RemoveImageResponse resp;
+  grpc::ClientContext ctx;
+  conn_->SetDeadline(ctx);
+  if (auto st = image_->RemoveImage(&ctx, req, &resp); !st.ok()) return RpcFailed(st);
+  return Emit(resp, [&] {
+    return "removed image " + resp.name() + " " + resp.version() + ": " + std::to_string(resp.objects_deleted()) +
+           " chunks deleted (" + HumanBytes(resp.bytes_freed()) + " freed), " + std::to_string(resp.objects_kept()) +
+           " still used by other images kept\n";
+  });
+}
+
 int Commands::ImageDiff() {
   auto a = ParsePackageRef(o_.package_ref);
   if (!a) return LocalError(a.error(), kExitUsage);

@@ -1,6 +1,9 @@
 #include "image_service.h"
 
+#include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "parc/common/hash.h"
 #include "parc/common/log.h"
@@ -10,6 +13,7 @@
 #include "parc/server/image_store.h"
 
 namespace parc::server {
+namespace fs = std::filesystem;
 namespace {
 
 using imaging::ChunkRef;
@@ -152,6 +156,7 @@ grpc::Status ImageServiceImpl::RegisterImage(grpc::ServerContext* context, const
                                              v1::ImageInfo* response) {
   auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
+  std::lock_guard registry(registry_mu_);
   auto trusted = TrustedKeys(*state_.deploy);
   if (!trusted) return ToStatus(trusted.error());
   if (trusted->empty())
@@ -362,6 +367,87 @@ grpc::Status ImageServiceImpl::CaptureImage(grpc::ServerContext* context, const 
                    hosts.front().hostname + (request->comment().empty() ? "" : " (" + request->comment() + ")"));
   state_.scheduler->Wake();
   FillCreated(d, jobs, hosts, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext* context, const v1::RemoveImageRequest* request,
+                                           v1::RemoveImageResponse* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  if (request->name().empty() || request->version().empty())
+    return {grpc::StatusCode::INVALID_ARGUMENT, "give the image as NAME=VERSION: versions are removed one at a time"};
+  std::lock_guard registry(registry_mu_);
+  auto image = state_.images->GetImage(request->name(), request->version());
+  if (!image) return ToStatus(image.error());
+  auto active = state_.deploy->ListDeployments(true);
+  if (!active) return ToStatus(active.error());
+  for (const auto& d : *active)
+    if (d.package == "image:" + image->name && d.version == image->version)
+      return {grpc::StatusCode::FAILED_PRECONDITION,
+              "deployment " + d.id.substr(0, 8) + " of " + image->name + " " + image->version + " is " + d.state +
+                  ": let it finish or cancel it (parcctl deploy cancel " + d.id.substr(0, 8) + ") first; nothing removed"};
+  auto store = ContentChunks(state_);
+  if (!store) return ToStatus(store.error());
+  // The objects of an image: its index chunks (from the manifest) and, when
+  // its index can be read, its content chunks.
+  auto objects_of = [&](const ImageRecord& r, bool must_read) -> Expected<std::unordered_set<Digest, imaging::DigestHash>> {
+    std::unordered_set<Digest, imaging::DigestHash> out;
+    auto m = imaging::ParseManifest(r.manifest_json);
+    if (!m) return Fail(m.error());
+    for (const auto& c : m->body_chunks) out.insert(c.object);
+    auto body = imaging::LoadImage(*m, **store, nullptr);
+    if (!body) {
+      if (must_read) return Fail(body.error().WithContext("the index of image " + r.name + " " + r.version));
+      return out;
+    }
+    for (const auto& c : body->UniqueChunks()) out.insert(c.object);
+    return out;
+  };
+  auto mine = objects_of(*image, false);
+  if (!mine) return ToStatus(mine.error());
+  auto all = state_.images->ListImages("");
+  if (!all) return ToStatus(all.error());
+  std::unordered_set<Digest, imaging::DigestHash> used;
+  for (const auto& other : *all) {
+    if (other.name == image->name && other.version == image->version) continue;
+    // An index that cannot be read could name any object: delete none.
+    auto theirs = objects_of(other, true);
+    if (!theirs)
+      return {grpc::StatusCode::FAILED_PRECONDITION,
+              theirs.error().message() + " cannot be read, so which objects it needs is unknown; nothing removed"};
+    used.merge(*theirs);
+  }
+  if (auto r = state_.images->RemoveImage(image->name, image->version); !r) return ToStatus(r.error());
+  // Unregistered first: a crash below leaves objects nobody uses, never an image without its objects.
+  uint64_t deleted = 0, freed = 0, kept = 0;
+  for (const auto& d : *mine) {
+    std::string hex = d.Hex();
+    auto package = state_.deploy->ContentSize(hex);
+    if (used.contains(d) || !package || *package) {
+      ++kept;
+      continue;
+    }
+    std::error_code ec;
+    fs::path path = state_.content->ObjectPath(hex);
+    uint64_t size = fs::file_size(path, ec);
+    if (ec) continue;  // gone already
+    if (fs::remove(path, ec)) {
+      ++deleted;
+      freed += size;
+    } else if (ec) {
+      spdlog::warn("image {} {}: cannot delete object {}: {}", image->name, image->version, hex, ec.message());
+    }
+  }
+  state_.Audit(*who, "image.remove", image->name + "=" + image->version,
+               std::to_string(deleted) + " objects deleted (" + std::to_string(freed) + " bytes), " +
+                   std::to_string(kept) + " kept");
+  spdlog::info("image {} {} removed by {}: {} objects deleted ({} bytes), {} still used", image->name, image->version,
+               who->common_name, deleted, freed, kept);
+  response->set_name(image->name);
+  response->set_version(image->version);
+  response->set_objects_deleted(deleted);
+  response->set_bytes_freed(freed);
+  response->set_objects_kept(kept);
   return grpc::Status::OK;
 }
 

@@ -3,6 +3,8 @@
 // per-host jobs for the deployment scheduler.
 #pragma once
 
+#include <mutex>
+
 #include "parc/v1/image.grpc.pb.h"
 #include "services.h"
 
@@ -32,9 +34,14 @@ class ImageServiceImpl final : public v1::ImageService::Service {
   grpc::Status DiffImages(grpc::ServerContext*, const v1::DiffImagesRequest*, v1::ImageDiffInfo*) override;
   grpc::Status DeployImage(grpc::ServerContext*, const v1::DeployImageRequest*, v1::DeploymentInfo*) override;
   grpc::Status CaptureImage(grpc::ServerContext*, const v1::CaptureImageRequest*, v1::DeploymentInfo*) override;
+  grpc::Status RemoveImage(grpc::ServerContext*, const v1::RemoveImageRequest*, v1::RemoveImageResponse*) override;
 
  private:
   ServerState& state_;
+  // Registering and removing take turns: a removal decides which objects no
+  // other image uses, a registration checks that every object it needs is
+  // there; interleaved, an image could be registered with objects being deleted.
+  std::mutex registry_mu_;
 };
 
 }  // namespace parc::server

@@ -88,6 +88,19 @@ class SqliteImageStore final : public ImageStore {
     return Fail(Errc::kNotFound, "image " + name + " has no version " + version + " (newest: " + all->back().version + ")");
   }
 
+  ExpectedVoid RemoveImage(const std::string& name, const std::string& version) override {
+    std::lock_guard lock(mutex_);
+    {
+      PARC_ASSIGN(c, Q("SELECT 1 FROM images WHERE name = ?1 AND version = ?2"));
+      c->Bind(1, name).Bind(2, version);
+      PARC_ASSIGN(row, c->Step());
+      if (!row) return Fail(Errc::kNotFound, "image " + name + " " + version + " is not registered (see parcctl image list)");
+    }
+    PARC_ASSIGN(c, Q("DELETE FROM images WHERE name = ?1 AND version = ?2"));
+    c->Bind(1, name).Bind(2, version);
+    return c->Run();
+  }
+
  private:
   Expected<Cursor> Q(const std::string& sql) {
     auto s = db_.Cached(sql);

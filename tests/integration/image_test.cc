@@ -362,6 +362,52 @@ TEST_CASE("images: the tree a deployment replaced is the host's rollback point i
   lab.ImagePoints([&](const nlohmann::json& ps) { return ps.empty(); });
 }
 
+TEST_CASE("images: removing a version deletes the chunks no other image uses, never during its deployment",
+          "[integration][image][remove]") {
+  ImageLab lab;
+  fs::path master = lab.dir / "master";
+  BuildMaster(master);
+  lab.Capture(master, "1");
+  Patch(master / "usr/share/big.bin", 1000000, RandomBytes(600000, 7));  // about ten chunks of its own
+  auto v2 = lab.Capture(master, "2");
+  fs::path objects = lab.server.state_dir() / "content/objects";
+  auto count = [&] {
+    size_t n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(objects))
+      if (e.is_regular_file()) ++n;
+    return n;
+  };
+  size_t before = count();
+
+  auto removed = lab.server.CtlJson({"image", "remove", "ws=1"});
+  INFO(removed.dump(2));
+  uint64_t deleted = U64(removed, "objects_deleted");
+  CHECK(deleted >= 5);                         // v1's own chunks of big.bin and its index chunks
+  CHECK(U64(removed, "objects_kept") >= 40);   // shared with v2
+  CHECK(U64(removed, "bytes_freed") > 0);
+  CHECK(count() == before - deleted);
+  CHECK(lab.server.Ctl({"image", "show", "ws=1"}).exit_code != 0);
+  CHECK(lab.server.Ctl({"image", "remove", "ws=1"}).exit_code != 0);  // not registered any more
+  // Version 2 has everything it needs: deployed and identical.
+  auto job = lab.Deploy("2");
+  INFO(job.dump(2) << lab.agent->Log());
+  REQUIRE(job["state"] == "succeeded");
+  CHECK(lab.Verify("2").exit_code == 0);
+
+  // While a deployment of version 2 is not finished, it stays.
+  lab.agent->Stop();
+  std::string dep = lab.StartDeploy("2");
+  auto refused = lab.server.Ctl({"image", "remove", "ws=2"});
+  CHECK(refused.exit_code != 0);
+  CHECK_THAT(refused.err, Catch::Contains("deploy cancel"));
+  CHECK(lab.server.CtlJson({"image", "list"})["images"].size() == 1);
+  REQUIRE(lab.server.Ctl({"deploy", "cancel", dep}).exit_code == 0);
+  auto last = lab.server.CtlJson({"image", "remove", "ws=2"});
+  CHECK(U64(last, "objects_kept") == 0);
+  CHECK(count() == 0);  // no image left, no package: the content store is empty
+  (void)v2;
+}
+
 TEST_CASE("images: a master captured as a job on its agent, signed by parcctl, deployed back identical",
           "[integration][image]") {
   ImageLab lab;

@@ -56,3 +56,20 @@ TEST_CASE("images: one manifest per version, newest by Debian ordering, kept acr
   CHECK(!store->GetImage("ws", "2.0"));
   CHECK(store->GetImage("nope", "").error().Is(Errc::kNotFound));
 }
+
+TEST_CASE("images: a version is removed alone, an absent one is reported", "[image_store]") {
+  parc::test::TempDir dir;
+  auto path = (dir / "parc.db").string();
+  auto storage = Ok(OpenSqliteStorage(path));
+  auto store = Ok(OpenSqliteImageStore(path));
+  Ok(store->AddImage(Img("ws", "1", "a")));
+  Ok(store->AddImage(Img("ws", "2", "b")));
+  Ok(store->RemoveImage("ws", "1"));
+  auto left = Ok(store->ListImages("ws"));
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].version == "2");
+  CHECK(store->RemoveImage("ws", "1").error().Is(Errc::kNotFound));
+  CHECK(store->RemoveImage("other", "2").error().Is(Errc::kNotFound));
+  // The same version can be registered again afterwards (a new capture, say).
+  CHECK(Ok(store->AddImage(Img("ws", "1", "c"))).image_id == "c");
+}

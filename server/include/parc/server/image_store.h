@@ -34,6 +34,8 @@ class ImageStore {
   virtual Expected<std::vector<ImageRecord>> ListImages(const std::string& name) = 0;
   // version "" = the newest.
   virtual Expected<ImageRecord> GetImage(const std::string& name, const std::string& version) = 0;
+  // Exactly name=version; kNotFound when it is not registered.
+  virtual ExpectedVoid RemoveImage(const std::string& name, const std::string& version) = 0;
 };
 
 // Opens the image table of the SQLite parc database (OpenSqliteStorage must
