@@ -640,7 +640,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       image, "remove", "Unregister one image version and delete the chunks no other image uses",
       &Commands::ImageRemove,
       "Example:\n  parcctl image remove ws-debian12=1\n"
-      "Refused while a deployment of that version is not finished (parcctl deploy cancel ID first).\n"
+      "Refused while a deployment of that version is not finished, halted ones included (parcctl deploy cancel ID first).\n"
       "Chunks shared with other images, packages or policies stay. Hosts that hold the image keep it.");
   image_remove->add_option("image", o.package_ref, "NAME=VERSION (the version is required)")
       ->required()

@@ -400,6 +400,8 @@ TEST_CASE("images: removing a version deletes the chunks no other image uses, ne
   auto refused = lab.server.Ctl({"image", "remove", "ws=2"});
   CHECK(refused.exit_code != 0);
   CHECK_THAT(refused.err, Catch::Contains("deploy cancel"));
+  REQUIRE(lab.server.Ctl({"deploy", "halt", dep}).exit_code == 0);
+  CHECK(lab.server.Ctl({"image", "remove", "ws=2"}).exit_code != 0);  // halted: it may be resumed
   CHECK(lab.server.CtlJson({"image", "list"})["images"].size() == 1);
   REQUIRE(lab.server.Ctl({"deploy", "cancel", dep}).exit_code == 0);
   auto last = lab.server.CtlJson({"image", "remove", "ws=2"});
