@@ -645,6 +645,14 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   image_remove->add_option("image", o.package_ref, "NAME=VERSION (the version is required)")
       ->required()
       ->type_name("NAME=VERSION");
+  CLI::App* image_gc = leaf(
+      image, "gc", "Delete content-store objects nothing uses (abandoned pushes), after a grace period",
+      &Commands::ImageGc,
+      "Examples:\n  parcctl image gc --dry-run\n  parcctl image gc --older-than 7d\n"
+      "An object is kept when a registered image names it, when it is package or policy content, or when it\n"
+      "is younger than the grace period (an upload in progress).");
+  image_gc->add_option("--older-than", o.older_than, "Grace period: 12h, 1d, 7d (default 1d)")->type_name("DURATION");
+  image_gc->add_flag("--dry-run", o.dry_run, "Count what would be deleted, delete nothing");
 
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());

@@ -66,6 +66,8 @@ struct Options {
   bool remove = false;
   bool watch = false;
   bool commit = false;  // image deploy: drop each host's previous tree (no rollback point)
+  bool dry_run = false;        // image gc
+  std::string older_than;      // image gc: grace period (DURATION)
   std::string start;
   std::string deadline;
   std::string window;
@@ -201,6 +203,7 @@ class Commands {
   int ImageDeploy();
   int ImageVerify();
   int ImageRemove();
+  int ImageGc();
 
  private:
   // Non-zero exit code if the connection could not be set up.

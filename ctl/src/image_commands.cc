@@ -486,6 +486,27 @@ int Commands::ImageRemove() {
   });
 }
 
+int Commands::ImageGc() {
+  v1::CollectObjectsRequest req;
+  if (!o_.older_than.empty()) {
+    auto d = ParseDuration(o_.older_than);
+    if (!d || *d <= 0) return UsageError("--older-than takes a duration such as 12h, 1d or 7d");
+    req.set_older_than_seconds(static_cast<uint64_t>(*d));
+  }
+  req.set_dry_run(o_.dry_run);
+  if (int rc = ConnectImage()) return rc;
+  v1::CollectObjectsResponse resp;
+  grpc::ClientContext ctx;
+  if (!conn_->WaitUntilConnected()) conn_->SetDeadline(ctx);  // a large store takes a while to scan
+  if (auto st = image_->CollectObjects(&ctx, req, &resp); !st.ok()) return RpcFailed(st);
+  return Emit(resp, [&] {
+    return std::string(resp.dry_run() ? "would delete " : "deleted ") + std::to_string(resp.objects_deleted()) +
+           " unused objects (" + HumanBytes(resp.bytes_freed()) + "); scanned " + std::to_string(resp.objects_scanned()) +
+           ", " + std::to_string(resp.objects_used()) + " in use, " + std::to_string(resp.objects_recent()) +
+           " unused but within the grace period\n";
+  });
+}
+
 int Commands::ImageDiff() {
   auto a = ParsePackageRef(o_.package_ref);
   if (!a) return LocalError(a.error(), kExitUsage);

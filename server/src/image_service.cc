@@ -94,6 +94,24 @@ void FillCreated(const DeploymentRecord& d, const std::vector<JobRecord>& jobs, 
   (*response->mutable_counts())["pending"] = static_cast<uint32_t>(jobs.size());
 }
 
+// The objects of an image: its index chunks (from the manifest) and, when its
+// index can be read, its content chunks. must_read: an unreadable index is an
+// error (the objects it names would be unknown).
+Expected<std::unordered_set<Digest, imaging::DigestHash>> ObjectsOf(const ImageRecord& r, imaging::ChunkStore& store,
+                                                                    bool must_read) {
+  std::unordered_set<Digest, imaging::DigestHash> out;
+  auto m = imaging::ParseManifest(r.manifest_json);
+  if (!m) return Fail(m.error());
+  for (const auto& c : m->body_chunks) out.insert(c.object);
+  auto body = imaging::LoadImage(*m, store, nullptr);
+  if (!body) {
+    if (must_read) return Fail(body.error().WithContext("the index of image " + r.name + " " + r.version));
+    return out;
+  }
+  for (const auto& c : body->UniqueChunks()) out.insert(c.object);
+  return out;
+}
+
 }  // namespace
 
 grpc::Status FindMissingObjects(ServerState& state, const v1::MissingObjectsRequest& request,
@@ -390,42 +408,19 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext* context, const v
                   ": let it finish or cancel it (parcctl deploy cancel " + d.id.substr(0, 8) + ") first; nothing removed"};
   auto store = ContentChunks(state_);
   if (!store) return ToStatus(store.error());
-  // The objects of an image: its index chunks (from the manifest) and, when
-  // its index can be read, its content chunks.
-  auto objects_of = [&](const ImageRecord& r, bool must_read) -> Expected<std::unordered_set<Digest, imaging::DigestHash>> {
-    std::unordered_set<Digest, imaging::DigestHash> out;
-    auto m = imaging::ParseManifest(r.manifest_json);
-    if (!m) return Fail(m.error());
-    for (const auto& c : m->body_chunks) out.insert(c.object);
-    auto body = imaging::LoadImage(*m, **store, nullptr);
-    if (!body) {
-      if (must_read) return Fail(body.error().WithContext("the index of image " + r.name + " " + r.version));
-      return out;
-    }
-    for (const auto& c : body->UniqueChunks()) out.insert(c.object);
-    return out;
-  };
-  auto mine = objects_of(*image, false);
+  auto mine = ObjectsOf(*image, **store, false);
   if (!mine) return ToStatus(mine.error());
-  auto all = state_.images->ListImages("");
-  if (!all) return ToStatus(all.error());
-  std::unordered_set<Digest, imaging::DigestHash> used;
-  for (const auto& other : *all) {
-    if (other.name == image->name && other.version == image->version) continue;
-    // An index that cannot be read could name any object: delete none.
-    auto theirs = objects_of(other, true);
-    if (!theirs)
-      return {grpc::StatusCode::FAILED_PRECONDITION,
-              theirs.error().message() + " cannot be read, so which objects it needs is unknown; nothing removed"};
-    used.merge(*theirs);
-  }
+  auto used = ObjectsOfImages(image->name, image->version);
+  if (!used)
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            used.error().message() + " cannot be read, so which objects it needs is unknown; nothing removed"};
   if (auto r = state_.images->RemoveImage(image->name, image->version); !r) return ToStatus(r.error());
   // Unregistered first: a crash below leaves objects nobody uses, never an image without its objects.
   uint64_t deleted = 0, freed = 0, kept = 0;
   for (const auto& d : *mine) {
     std::string hex = d.Hex();
     auto package = state_.deploy->ContentSize(hex);
-    if (used.contains(d) || !package || *package) {
+    if (used->contains(d) || !package || *package) {
       ++kept;
       continue;
     }
@@ -450,6 +445,70 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext* context, const v
   response->set_objects_deleted(deleted);
   response->set_bytes_freed(freed);
   response->set_objects_kept(kept);
+  return grpc::Status::OK;
+}
+
+Expected<std::unordered_set<Digest, imaging::DigestHash>> ImageServiceImpl::ObjectsOfImages(
+    const std::string& except_name, const std::string& except_version) {
+  auto store = ContentChunks(state_);
+  if (!store) return Fail(store.error());
+  auto all = state_.images->ListImages("");
+  if (!all) return Fail(all.error());
+  std::unordered_set<Digest, imaging::DigestHash> used;
+  for (const auto& r : *all) {
+    if (r.name == except_name && r.version == except_version) continue;
+    auto objects = ObjectsOf(r, **store, true);
+    if (!objects) return Fail(Errc::kFailedPrecondition, objects.error().message());
+    used.merge(*objects);
+  }
+  return used;
+}
+
+grpc::Status ImageServiceImpl::CollectObjects(grpc::ServerContext* context, const v1::CollectObjectsRequest* request,
+                                              v1::CollectObjectsResponse* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  const int64_t grace = request->older_than_seconds() ? static_cast<int64_t>(request->older_than_seconds()) : 86400;
+  std::lock_guard registry(registry_mu_);
+  auto used = ObjectsOfImages("", "");
+  if (!used)
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            used.error().message() + " cannot be read, so which objects it needs is unknown; nothing deleted"};
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::seconds(grace);
+  std::error_code ec;
+  for (const auto& dir : fs::directory_iterator(state_.config->state_dir / "content" / "objects", ec)) {
+    if (!dir.is_directory()) continue;
+    for (const auto& e : fs::directory_iterator(dir.path(), ec)) {
+      std::string hex = e.path().filename().string();
+      if (!e.is_regular_file() || !ContentStore::ValidDigest(hex)) continue;
+      response->set_objects_scanned(response->objects_scanned() + 1);
+      auto digest = Digest::FromHex(hex);
+      auto package = state_.deploy->ContentSize(hex);
+      if (!digest || used->contains(*digest) || !package || *package) {
+        response->set_objects_used(response->objects_used() + 1);
+        continue;
+      }
+      std::error_code fec;
+      auto mtime = fs::last_write_time(e.path(), fec);
+      uint64_t size = fs::file_size(e.path(), fec);
+      if (fec || mtime > cutoff) {
+        response->set_objects_recent(response->objects_recent() + 1);
+        continue;
+      }
+      if (!request->dry_run() && !fs::remove(e.path(), fec)) {
+        if (fec) spdlog::warn("cannot delete unused object {}: {}", hex, fec.message());
+        continue;
+      }
+      response->set_objects_deleted(response->objects_deleted() + 1);
+      response->set_bytes_freed(response->bytes_freed() + size);
+    }
+  }
+  if (ec) return {grpc::StatusCode::INTERNAL, "reading the content store: " + ec.message()};
+  response->set_dry_run(request->dry_run());
+  if (!request->dry_run())
+    state_.Audit(*who, "image.gc", "content store",
+                 std::to_string(response->objects_deleted()) + " unused objects deleted (" +
+                     std::to_string(response->bytes_freed()) + " bytes)");
   return grpc::Status::OK;
 }
 

@@ -18,6 +18,7 @@
 #include "harness.h"
 #include "inventory_fixture.h"
 #include "parc/common/files.h"
+#include "parc/common/hash.h"
 #include "tree_snapshot.h"
 
 using namespace parc::test;
@@ -408,6 +409,53 @@ TEST_CASE("images: removing a version deletes the chunks no other image uses, ne
   CHECK(U64(last, "objects_kept") == 0);
   CHECK(count() == 0);  // no image left, no package: the content store is empty
   (void)v2;
+}
+
+TEST_CASE("images: gc deletes the objects nothing uses once older than the grace period, keeps used and recent ones",
+          "[integration][image][gc]") {
+  ImageLab lab;
+  fs::path master = lab.dir / "master";
+  BuildMaster(master);
+  lab.Capture(master, "1");
+  fs::path objects = lab.server.state_dir() / "content/objects";
+  auto count = [&] {
+    size_t n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(objects))
+      if (e.is_regular_file()) ++n;
+    return n;
+  };
+  size_t used = count();
+  // Two objects of a push that never registered its image: one two days old, one just written.
+  auto orphan = [&](const std::string& bytes) {
+    std::string hex = parc::Sha256Hex(bytes);
+    fs::path p = objects / hex.substr(0, 2) / hex;
+    WriteFile(p, bytes);
+    return p;
+  };
+  fs::path old_orphan = orphan("abandoned upload, old"), new_orphan = orphan("upload in progress");
+  fs::last_write_time(old_orphan, fs::file_time_type::clock::now() - std::chrono::hours(48));
+
+  auto dry = lab.server.CtlJson({"image", "gc", "--dry-run"});
+  INFO(dry.dump(2));
+  CHECK(U64(dry, "objects_deleted") == 1);
+  CHECK(dry.value("dry_run", false));
+  CHECK(fs::exists(old_orphan));
+
+  auto gc = lab.server.CtlJson({"image", "gc"});
+  INFO(gc.dump(2));
+  CHECK(U64(gc, "objects_scanned") == used + 2);
+  CHECK(U64(gc, "objects_used") == used);
+  CHECK(U64(gc, "objects_recent") == 1);
+  CHECK(U64(gc, "objects_deleted") == 1);
+  CHECK_FALSE(fs::exists(old_orphan));
+  CHECK(fs::exists(new_orphan));
+  CHECK(count() == used + 1);
+  CHECK(lab.server.Ctl({"image", "gc", "--older-than", "soon"}).exit_code != 0);  // a clear usage error
+  // The image still has everything: deployed and identical.
+  auto job = lab.Deploy("1");
+  INFO(job.dump(2) << lab.agent->Log());
+  REQUIRE(job["state"] == "succeeded");
+  CHECK(lab.Verify("1").exit_code == 0);
 }
 
 TEST_CASE("images: a master captured as a job on its agent, signed by parcctl, deployed back identical",
