@@ -192,7 +192,7 @@ Expected<DeployReport> DeployBlock(std::string_view manifest_json, std::string_v
   if (!existed) {
     std::error_code aec;
     fs::path abs = fs::absolute(target, aec);
-    temp = abs.parent_path() / ("." + abs.filename().string() + ".parc-new");
+    temp = abs.parent_path() / ("." + abs.filename().string() + std::string(internal::kStagingSuffix));
     if (auto r = sys::RemoveFile(temp); !r) return ctx(r.error());  // left by a crash
     auto created = sys::OpenWrite(temp, true);
     if (!created) return ctx(created.error());

@@ -485,8 +485,7 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
     }
   }
   std::optional<Deployed> kept;  // with commit_previous: the deployment in place, committed at the swap
-  if (staged_ready) {
-  } else if (*journal) {  // swapped or rolling back
+  if (!staged_ready && *journal) {  // swapped or rolling back
     Journal& j = **journal;
     if (j.state == "swapped" && j.image_id == report.image_id) {
       // Swapped in before an interruption, or kept uncommitted: checked in place.
@@ -504,7 +503,7 @@ Expected<DeployReport> DeployTree(std::string_view manifest_json, std::string_vi
       return Fail(Errc::kFailedPrecondition, "the deployment of " + Describe(j) + " to " + p.target.string() +
                                                  " is neither committed nor rolled back; commit or roll it back first");
     kept = static_cast<const Deployed&>(j);
-  } else {
+  } else if (!staged_ready) {
     if (sys::Exists(p.staging))
       if (auto r = sys::RemoveTree(p.staging); !r) return ctx(r.error());
     if (sys::Exists(p.previous))

@@ -112,6 +112,32 @@ Expected<std::unordered_set<Digest, imaging::DigestHash>> ObjectsOf(const ImageR
   return out;
 }
 
+// The objects every registered image but except_name=except_version names;
+// kFailedPrecondition when an index cannot be read. Called with the service's
+// registry_mu_ held.
+Expected<std::unordered_set<Digest, imaging::DigestHash>> ObjectsOfImages(ImageStore& images, imaging::ChunkStore& store,
+                                                                          const std::string& except_name,
+                                                                          const std::string& except_version) {
+  auto all = images.ListImages("");
+  if (!all) return Fail(all.error());
+  std::unordered_set<Digest, imaging::DigestHash> used;
+  for (const auto& r : *all) {
+    if (r.name == except_name && r.version == except_version) continue;
+    auto objects = ObjectsOf(r, store, true);
+    if (!objects) return Fail(Errc::kFailedPrecondition, objects.error().message());
+    used.merge(*objects);
+  }
+  return used;
+}
+
+// Whether an object must stay: an image names it, it is package or policy
+// content, or the parc database cannot tell.
+bool InUse(DeployStore& deploy, const std::unordered_set<Digest, imaging::DigestHash>& used, const Digest& object) {
+  if (used.contains(object)) return true;
+  auto content = deploy.ContentSize(object.Hex());
+  return !content || content->has_value();
+}
+
 }  // namespace
 
 grpc::Status FindMissingObjects(ServerState& state, const v1::MissingObjectsRequest& request,
@@ -410,7 +436,7 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext* context, const v
   if (!store) return ToStatus(store.error());
   auto mine = ObjectsOf(*image, **store, false);
   if (!mine) return ToStatus(mine.error());
-  auto used = ObjectsOfImages(image->name, image->version);
+  auto used = ObjectsOfImages(*state_.images, **store, image->name, image->version);
   if (!used)
     return {grpc::StatusCode::FAILED_PRECONDITION,
             used.error().message() + " cannot be read, so which objects it needs is unknown; nothing removed"};
@@ -418,12 +444,11 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext* context, const v
   // Unregistered first: a crash below leaves objects nobody uses, never an image without its objects.
   uint64_t deleted = 0, freed = 0, kept = 0;
   for (const auto& d : *mine) {
-    std::string hex = d.Hex();
-    auto package = state_.deploy->ContentSize(hex);
-    if (used->contains(d) || !package || *package) {
+    if (InUse(*state_.deploy, *used, d)) {
       ++kept;
       continue;
     }
+    std::string hex = d.Hex();
     std::error_code ec;
     fs::path path = state_.content->ObjectPath(hex);
     uint64_t size = fs::file_size(path, ec);
@@ -448,29 +473,15 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext* context, const v
   return grpc::Status::OK;
 }
 
-Expected<std::unordered_set<Digest, imaging::DigestHash>> ImageServiceImpl::ObjectsOfImages(
-    const std::string& except_name, const std::string& except_version) {
-  auto store = ContentChunks(state_);
-  if (!store) return Fail(store.error());
-  auto all = state_.images->ListImages("");
-  if (!all) return Fail(all.error());
-  std::unordered_set<Digest, imaging::DigestHash> used;
-  for (const auto& r : *all) {
-    if (r.name == except_name && r.version == except_version) continue;
-    auto objects = ObjectsOf(r, **store, true);
-    if (!objects) return Fail(Errc::kFailedPrecondition, objects.error().message());
-    used.merge(*objects);
-  }
-  return used;
-}
-
 grpc::Status ImageServiceImpl::CollectObjects(grpc::ServerContext* context, const v1::CollectObjectsRequest* request,
                                               v1::CollectObjectsResponse* response) {
   auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   const int64_t grace = request->older_than_seconds() ? static_cast<int64_t>(request->older_than_seconds()) : 86400;
   std::lock_guard registry(registry_mu_);
-  auto used = ObjectsOfImages("", "");
+  auto store = ContentChunks(state_);
+  if (!store) return ToStatus(store.error());
+  auto used = ObjectsOfImages(*state_.images, **store, "", "");
   if (!used)
     return {grpc::StatusCode::FAILED_PRECONDITION,
             used.error().message() + " cannot be read, so which objects it needs is unknown; nothing deleted"};
@@ -483,8 +494,7 @@ grpc::Status ImageServiceImpl::CollectObjects(grpc::ServerContext* context, cons
       if (!e.is_regular_file() || !ContentStore::ValidDigest(hex)) continue;
       response->set_objects_scanned(response->objects_scanned() + 1);
       auto digest = Digest::FromHex(hex);
-      auto package = state_.deploy->ContentSize(hex);
-      if (!digest || used->contains(*digest) || !package || *package) {
+      if (!digest || InUse(*state_.deploy, *used, *digest)) {
         response->set_objects_used(response->objects_used() + 1);
         continue;
       }

@@ -4,9 +4,7 @@
 #pragma once
 
 #include <mutex>
-#include <unordered_set>
 
-#include "parc/imaging/chunk_store.h"
 #include "parc/v1/image.grpc.pb.h"
 #include "services.h"
 
@@ -45,10 +43,6 @@ class ImageServiceImpl final : public v1::ImageService::Service {
   // other image uses, a registration checks that every object it needs is
   // there; interleaved, an image could be registered with objects being deleted.
   std::mutex registry_mu_;
-  // The objects every registered image names (index and content chunks);
-  // kFailedPrecondition when an index cannot be read. With registry_mu_ held.
-  Expected<std::unordered_set<imaging::Digest, imaging::DigestHash>> ObjectsOfImages(const std::string& except_name,
-                                                                                     const std::string& except_version);
 };
 
 }  // namespace parc::server
