@@ -776,7 +776,7 @@ Expected<OpenedPackage> ReadManifest(const fs::path& package) {
 Expected<OpenedPackage> VerifyPackage(const fs::path& package, const std::vector<PublicKey>& trusted, int64_t now) {
   auto p = ReadManifest(package);
   if (!p) return p;
-  if (auto v = VerifyManifestBytes(p->manifest_bytes, p->signature, trusted, now); !v) return Fail(v.error());
+  if (auto v = VerifyManifest(p->manifest, p->manifest_bytes, p->signature, trusted, now); !v) return Fail(v.error());
   if (CanonicalJson(p->manifest) != p->manifest_bytes)
     return Fail(Errc::kParse, "manifest.json is not in canonical form (sorted keys, no whitespace, every field "
                               "present; see docs/packages.md), refusing it");

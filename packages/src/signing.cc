@@ -191,7 +191,12 @@ ExpectedVoid VerifyManifestBytes(std::string_view canonical_json, std::string_vi
                                  const std::vector<PublicKey>& trusted, int64_t now) {
   auto m = ParseManifest(canonical_json);
   if (!m) return Fail(m.error());
-  return VerifySignedBytes(canonical_json, signature, {"package", m->key_id, m->signed_at, m->expires_at}, trusted, now);
+  return VerifyManifest(*m, canonical_json, signature, trusted, now);
+}
+
+ExpectedVoid VerifyManifest(const Manifest& m, std::string_view canonical_json, std::string_view signature,
+                            const std::vector<PublicKey>& trusted, int64_t now) {
+  return VerifySignedBytes(canonical_json, signature, {"package", m.key_id, m.signed_at, m.expires_at}, trusted, now);
 }
 
 Expected<std::vector<PublicKey>> LoadTrustedKeys(const std::filesystem::path& file) {

@@ -3,7 +3,7 @@
 // alone, timed inside on one core.
 //
 //   parc-image-bench chunker [--mb N] [FILE...]
-//   parc-image-bench capture-tree|capture-block SRC STORE OUT [--reuse PREV] [--key KEYFILE] [--inline-max N]
+//   parc-image-bench capture-tree|capture-block SRC STORE OUT [--reuse PREV] [--key KEYFILE] [--inline-max N] [--zstd-level L]
 //   parc-image-bench deploy-tree|deploy-block OUT STORE TARGET
 //   parc-image-bench diff A B STORE
 //
@@ -122,7 +122,7 @@ Expected<Image> LoadOutImage(const std::string& out, ChunkStore& store) {
 }
 
 int Capture(bool tree, const std::string& src, const std::string& store_dir, const std::string& out, const std::string& reuse,
-            const std::string& key_file, uint32_t inline_max) {
+            const std::string& key_file, uint32_t inline_max, int zstd_level) {
   auto key = Key(key_file);
   if (!key) return Die("key", key.error());
   auto store = DirChunkStore::Open(store_dir);
@@ -131,6 +131,7 @@ int Capture(bool tree, const std::string& src, const std::string& store_dir, con
   o.name = "bench";
   o.version = "1";
   o.inline_max = inline_max;
+  o.zstd_level = zstd_level;
   std::optional<Image> previous;
   if (!reuse.empty()) {
     auto p = LoadOutImage(reuse, **store);
@@ -243,6 +244,7 @@ int main(int argc, char** argv) {
   chunker->add_option("files", files, "also cut these files");
   std::string src, store, out, reuse, key = "/var/tmp/parc-image-bench/bench.key", target, a, b;
   uint32_t inline_max = 4096;
+  int zstd_level = 3;
   auto capture = [&](const char* name) {
     auto* c = app.add_subcommand(name, "capture into a store");
     c->add_option("src", src)->required();
@@ -251,6 +253,7 @@ int main(int argc, char** argv) {
     c->add_option("--reuse", reuse, "earlier image (OUT prefix) in the same store");
     c->add_option("--key", key, "publisher key file (created if missing)");
     c->add_option("--inline-max", inline_max, "tree: files up to this size live in the index (default 4096)");
+    c->add_option("--zstd-level", zstd_level, "zstd level of chunks and index (default 3)");
     return c;
   };
   auto* ct = capture("capture-tree");
@@ -270,7 +273,7 @@ int main(int argc, char** argv) {
   diff->add_option("store", store)->required();
   CLI11_PARSE(app, argc, argv);
   if (chunker->parsed()) return ChunkerBench(mb, files);
-  if (ct->parsed() || cb->parsed()) return Capture(ct->parsed(), src, store, out, reuse, key, inline_max);
+  if (ct->parsed() || cb->parsed()) return Capture(ct->parsed(), src, store, out, reuse, key, inline_max, zstd_level);
   if (dt->parsed() || db->parsed()) return Deploy(dt->parsed(), out, store, target);
   if (diff->parsed()) return Diff(a, b, store);
   return 2;

@@ -41,7 +41,7 @@ struct OpenedPackage {
 };
 // Reads only the first two members: no payload is touched.
 Expected<OpenedPackage> ReadManifest(const std::filesystem::path& package);
-// ReadManifest + VerifyManifestBytes.
+// ReadManifest + VerifyManifest, and the manifest must be in canonical form.
 Expected<OpenedPackage> VerifyPackage(const std::filesystem::path& package, const std::vector<PublicKey>& trusted,
                                       int64_t now);
 

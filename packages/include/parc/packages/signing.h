@@ -51,6 +51,10 @@ Expected<std::string> SignManifest(Manifest& m, const KeyPair& key, int64_t now,
 // distinct errors with clear words (Errc::kCrypto / kExpired / kUnauthenticated).
 ExpectedVoid VerifyManifestBytes(std::string_view canonical_json, std::string_view signature,
                                  const std::vector<PublicKey>& trusted, int64_t now);
+// The same for bytes already parsed into m (ParseManifest(canonical_json)):
+// a large manifest is not parsed a second time.
+ExpectedVoid VerifyManifest(const Manifest& m, std::string_view canonical_json, std::string_view signature,
+                            const std::vector<PublicKey>& trusted, int64_t now);
 
 // The agent's trusted publisher keys, as the server distributes them:
 // a JSON array of {"key_id", "name", "public_key_pem"} in <state>/trusted_keys.json.
