@@ -21,7 +21,10 @@ namespace parc::imaging {
 struct CaptureOptions {
   std::string name, version;  // index rules: name [a-z0-9][a-z0-9+._-]*, version [A-Za-z0-9.+~:_-]+
   ChunkerParams chunking;
-  int zstd_level = 3;
+  // Level 5 rather than zstd's default 3: a capture is made once and deployed
+  // many times; 5 stores ~2% fewer bytes (a debootstrap'd tree: 110.9 -> 108.8
+  // MB) for ~40% more compression CPU, and decompresses as fast.
+  int zstd_level = 5;
   unsigned threads = 0;  // 0: one per core
   // Tree: a file of at most this many bytes is kept in the index itself
   // (Entry::data) instead of in a chunk of its own: thousands of small files
