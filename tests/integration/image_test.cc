@@ -158,6 +158,16 @@ struct ImageLab {
   }
 };
 
+// The server's objects directory moved aside for the scope's lifetime: every
+// image index is then unreadable, as with a disk that lost them.
+struct ObjectsAside {
+  fs::path objects, aside;
+  explicit ObjectsAside(fs::path o) : objects(std::move(o)), aside(objects.string() + ".aside") { fs::rename(objects, aside); }
+  ~ObjectsAside() { fs::rename(aside, objects); }
+  ObjectsAside(const ObjectsAside&) = delete;
+  ObjectsAside& operator=(const ObjectsAside&) = delete;
+};
+
 std::set<std::string> Objects(const fs::path& store) {
   std::set<std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(store / "objects"))
@@ -375,6 +385,15 @@ TEST_CASE("images: removing a version deletes the chunks no other image uses, ne
   auto count = [&] { return Objects(objects.parent_path()).size(); };  // the server's content store
   size_t before = count();
 
+  {  // Version 2's index cannot be read: which objects it needs is unknown, so nothing is removed.
+    ObjectsAside aside(objects);
+    auto refused = lab.server.Ctl({"image", "remove", "ws=1"});
+    CHECK(refused.exit_code != 0);
+    CHECK_THAT(refused.err, Catch::Contains("cannot be read") && Catch::Contains("nothing removed"));
+  }
+  CHECK(lab.server.CtlJson({"image", "list"})["images"].size() == 2);
+  CHECK(count() == before);
+
   auto removed = lab.server.CtlJson({"image", "remove", "ws=1"});
   INFO(removed.dump(2));
   uint64_t deleted = U64(removed, "objects_deleted");
@@ -424,6 +443,13 @@ TEST_CASE("images: gc deletes the objects nothing uses once older than the grace
   };
   fs::path old_orphan = orphan("abandoned upload, old"), new_orphan = orphan("upload in progress");
   fs::last_write_time(old_orphan, fs::file_time_type::clock::now() - std::chrono::hours(48));
+  {  // The image's index cannot be read: nothing is deleted, not even the old orphan.
+    ObjectsAside aside(objects);
+    auto refused = lab.server.Ctl({"image", "gc"});
+    CHECK(refused.exit_code != 0);
+    CHECK_THAT(refused.err, Catch::Contains("cannot be read") && Catch::Contains("nothing deleted"));
+  }
+  CHECK(fs::exists(old_orphan));
 
   auto dry = lab.server.CtlJson({"image", "gc", "--dry-run"});
   INFO(dry.dump(2));
