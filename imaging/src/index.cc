@@ -8,6 +8,7 @@
 
 #include "encoding.h"
 #include "fetch.h"
+#include "parc/common/canonical_json.h"
 #include "parc/common/hash.h"
 
 namespace parc::imaging {
@@ -22,63 +23,57 @@ namespace {
 constexpr const char* kChunkingAlgorithm = "parc-gear/1";
 constexpr uint64_t kMaxJsonInt = (1ull << 53) - 1;  // exact in every JSON reader
 
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-json ChunkJson(const ChunkRef& c) {
-  json j = json::object();
-  j["object"] = c.object.Hex();
-  j["sha256"] = c.sha256.Hex();
-  j["size"] = c.size;
-  j["stored_size"] = c.stored_size;
-  return j;
+// Index lines and the manifest are written directly in canonical form
+// (parc/common/canonical_json.h): reading a body re-serializes every line to
+// check it, so this is on every deployment's path.
+void PutChunk(cjson::Object& j, const ChunkRef& c) {
+  j.Str("object", c.object.Hex()).Str("sha256", c.sha256.Hex()).UInt("size", c.size).UInt("stored_size", c.stored_size);
+}
+std::string ChunkLine(const ChunkRef& c) {
+  cjson::Object j;
+  PutChunk(j, c);
+  return j.Done();
 }
 
 // Text that is not UTF-8 (a Linux file name can be any bytes but NUL)
 // travels base64-encoded under "<key>_b64".
-void PutText(json& j, const std::string& key, const std::string& value) {
-  if (ValidUtf8(value)) j[key] = value;
-  else j[key + "_b64"] = Base64Encode(value);
+void PutText(cjson::Object& j, std::string_view key, std::string_view key_b64, const std::string& value) {
+  if (ValidUtf8(value)) j.Str(key, value);
+  else j.Str(key_b64, Base64Encode(value));
 }
 
-json EntryJson(const Entry& e) {
-  json j = json::object();
-  PutText(j, "path", e.path);
-  j["type"] = std::string(EntryTypeName(e.type));
+std::string EntryLine(const Entry& e) {
+  cjson::Object j;
+  PutText(j, "path", "path_b64", e.path);
+  j.Str("type", EntryTypeName(e.type));
   if (e.type == EntryType::kHardlink) {
-    PutText(j, "target", e.target);
-    return j;
+    PutText(j, "target", "target_b64", e.target);
+    return j.Done();
   }
-  j["mode"] = e.mode;
-  j["uid"] = e.uid;
-  j["gid"] = e.gid;
-  j["user"] = e.user;
-  j["group"] = e.group;
-  j["mtime"] = e.mtime;
-  j["mtime_nsec"] = e.mtime_nsec;
-  json x = json::object();
-  for (const auto& [k, v] : e.xattrs) x[k] = Base64Encode(v);
-  j["xattrs"] = std::move(x);
+  j.UInt("mode", e.mode).UInt("uid", e.uid).UInt("gid", e.gid).Str("user", e.user).Str("group", e.group);
+  j.Int("mtime", e.mtime).UInt("mtime_nsec", e.mtime_nsec);
+  cjson::Object x;  // keyed by the entry's own attribute names
+  for (const auto& [k, v] : e.xattrs) x.Str(k, Base64Encode(v));
+  j.Raw("xattrs", x.Done());
   switch (e.type) {
     case EntryType::kFile: {
-      j["size"] = e.size;
+      j.UInt("size", e.size);
       if (!e.data.empty()) {
-        PutText(j, "data", e.data);
+        PutText(j, "data", "data_b64", e.data);
         break;
       }
-      json c = json::array();
-      for (const auto& ch : e.chunks) c.push_back(ChunkJson(ch));
-      j["chunks"] = std::move(c);
+      cjson::Array c;
+      for (const auto& ch : e.chunks) c.Raw(ChunkLine(ch));
+      j.Raw("chunks", c.Done());
       break;
     }
-    case EntryType::kSymlink: PutText(j, "target", e.target); break;
+    case EntryType::kSymlink: PutText(j, "target", "target_b64", e.target); break;
     case EntryType::kCharDevice:
-    case EntryType::kBlockDevice:
-      j["major"] = e.major;
-      j["minor"] = e.minor;
-      break;
+    case EntryType::kBlockDevice: j.UInt("major", e.major).UInt("minor", e.minor); break;
     default: break;
   }
-  return j;
+  return j.Done();
 }
 
 // Strict reading of one JSON object: every key known, every required key
@@ -400,33 +395,33 @@ bool PathLess(std::string_view a, std::string_view b) {
 }
 
 std::string CanonicalManifest(const Manifest& m) {
-  json j = json::object();
-  j["format"] = kImageFormat;
-  j["kind"] = std::string(KindName(m.kind));
-  j["name"] = m.name;
-  j["version"] = m.version;
-  j["publisher"] = m.publisher;
-  j["key_id"] = m.key_id;
-  j["created_at"] = m.created_at;
-  j["signed_at"] = m.signed_at;
-  j["expires_at"] = m.expires_at;
-  j["chunking"] = json{{"algorithm", kChunkingAlgorithm},
-                       {"min", m.chunking.min_size},
-                       {"avg", m.chunking.avg_size},
-                       {"max", m.chunking.max_size}};
-  j["compression"] = json{{"algorithm", "zstd"}, {"level", m.zstd_level}};
-  j["size"] = m.size;
-  j["entries"] = m.entries;
-  j["chunks"] = m.chunks;
-  j["stored_size"] = m.stored_size;
-  json body = json::object();
-  body["size"] = m.body_size;
-  body["sha256"] = m.body_sha256.Hex();
-  json cs = json::array();
-  for (const auto& c : m.body_chunks) cs.push_back(ChunkJson(c));
-  body["chunks"] = std::move(cs);
-  j["body"] = std::move(body);
-  return Dump(j);
+  cjson::Object chunking, compression, body;
+  chunking.Str("algorithm", kChunkingAlgorithm)
+      .UInt("min", m.chunking.min_size)
+      .UInt("avg", m.chunking.avg_size)
+      .UInt("max", m.chunking.max_size);
+  compression.Str("algorithm", "zstd").Int("level", m.zstd_level);
+  cjson::Array cs;
+  for (const auto& c : m.body_chunks) cs.Raw(ChunkLine(c));
+  body.UInt("size", m.body_size).Str("sha256", m.body_sha256.Hex()).Raw("chunks", cs.Done());
+  cjson::Object j;
+  j.Str("format", kImageFormat)
+      .Str("kind", KindName(m.kind))
+      .Str("name", m.name)
+      .Str("version", m.version)
+      .Str("publisher", m.publisher)
+      .Str("key_id", m.key_id)
+      .Int("created_at", m.created_at)
+      .Int("signed_at", m.signed_at)
+      .Int("expires_at", m.expires_at)
+      .Raw("chunking", chunking.Done())
+      .Raw("compression", compression.Done())
+      .UInt("size", m.size)
+      .UInt("entries", m.entries)
+      .UInt("chunks", m.chunks)
+      .UInt("stored_size", m.stored_size)
+      .Raw("body", body.Done());
+  return j.Done();
 }
 
 namespace {
@@ -539,12 +534,12 @@ std::string SerializeBody(const Image& image) {
   std::string out;
   if (image.manifest.kind == ImageKind::kTree) {
     for (const auto& e : image.entries) {
-      out += Dump(EntryJson(e));
+      out += EntryLine(e);
       out += '\n';
     }
   } else {
     for (const auto& c : image.blocks) {
-      out += Dump(ChunkJson(c));
+      out += ChunkLine(c);
       out += '\n';
     }
   }
@@ -586,13 +581,13 @@ Expected<Image> ParseBody(const Manifest& m, std::string_view body, const IndexL
       if (!tree) {
         auto c = ParseChunk(*j, where, m.chunking.max_size);
         if (!c) return Fail(c.error());
-        if (Dump(ChunkJson(*c)) != line) return Fail(Errc::kParse, where + ": not in canonical form");
+        if (ChunkLine(*c) != line) return Fail(Errc::kParse, where + ": not in canonical form");
         image.blocks[i] = *c;
         return {};
       }
       auto e = ParseEntry(*j, where, m, limits);
       if (!e) return Fail(e.error());
-      if (Dump(EntryJson(*e)) != line) return Fail(Errc::kParse, where + " (" + e->path + "): not in canonical form");
+      if (EntryLine(*e) != line) return Fail(Errc::kParse, where + " (" + e->path + "): not in canonical form");
       image.entries[i] = std::move(*e);
       return {};
     } catch (const std::exception& ex) {  // nlohmann::json accessors; std::bad_alloc

@@ -8,6 +8,8 @@
 #include <functional>
 #include <set>
 
+#include "parc/common/canonical_json.h"
+
 namespace parc::pkg {
 namespace {
 using json = nlohmann::json;
@@ -532,57 +534,85 @@ Expected<Manifest> ParseManifest(std::string_view text) {
 }
 
 std::string CanonicalJson(const Manifest& m) {
-  json j = json::object();
-  j["format"] = m.format;
-  j["name"] = m.name;
-  j["version"] = m.version;
-  j["summary"] = m.summary;
-  j["publisher"] = m.publisher;
-  j["platforms"] = m.platforms;
-  j["architectures"] = m.architectures;
-  for (const auto* list : {&m.depends, &m.conflicts, &m.provides}) {
-    json arr = json::array();
-    for (const auto& c : *list) arr.push_back(c.String());
-    j[list == &m.depends ? "depends" : list == &m.conflicts ? "conflicts" : "provides"] = std::move(arr);
-  }
-  json files = json::array();
+  // Written directly (parc/common/canonical_json.h): a manifest of tens of
+  // thousands of files is re-serialized on every verification.
+  auto strings = [](const std::vector<std::string>& v) {
+    cjson::Array a;
+    for (const auto& s : v) a.Str(s);
+    return a.Done();
+  };
+  auto constraints = [](const std::vector<Constraint>& v) {
+    cjson::Array a;
+    for (const auto& c : v) a.Str(c.String());
+    return a.Done();
+  };
+  cjson::Array files;
   for (const auto& f : m.files) {
-    files.push_back({{"path", f.path},
-                     {"type", TypeName(f.type)},
-                     {"sha256", f.sha256},
-                     {"size", f.size},
-                     {"mode", ModeString(f.mode)},
-                     {"owner", f.owner},
-                     {"group", f.group},
-                     {"target", f.target},
-                     {"config", f.config}});
+    cjson::Object o;
+    o.Str("path", f.path)
+        .Str("type", TypeName(f.type))
+        .Str("sha256", f.sha256)
+        .UInt("size", f.size)
+        .Str("mode", ModeString(f.mode))
+        .Str("owner", f.owner)
+        .Str("group", f.group)
+        .Str("target", f.target)
+        .Bool("config", f.config);
+    files.Object(o);
   }
-  j["files"] = std::move(files);
-  json native = json::array();
-  for (const auto& n : m.native)
-    native.push_back(
-        {{"kind", KindName(n.kind)}, {"name", n.name}, {"sha256", n.sha256}, {"size", n.size}, {"silent_args", n.silent_args}});
-  j["native"] = std::move(native);
-  json scripts = json::object();
-  for (const auto& [key, s] : m.scripts) scripts[key] = {{"name", s.name}, {"sha256", s.sha256}, {"size", s.size}};
-  j["scripts"] = std::move(scripts);
-  j["script_timeout_seconds"] = m.script_timeout_seconds;
-  json services = json::array();
-  for (const auto& s : m.services) services.push_back({{"unit", s.unit}, {"enable", s.enable}, {"restart", s.restart}});
-  j["services"] = std::move(services);
-  json config = json::array();
+  cjson::Array native;
+  for (const auto& n : m.native) {
+    cjson::Object o;
+    o.Str("kind", KindName(n.kind)).Str("name", n.name).Str("sha256", n.sha256).UInt("size", n.size).Str("silent_args", n.silent_args);
+    native.Object(o);
+  }
+  cjson::Object scripts;  // keyed by the map's own keys, which outlive it
+  for (const auto& [key, s] : m.scripts) {
+    cjson::Object o;
+    o.Str("name", s.name).Str("sha256", s.sha256).UInt("size", s.size);
+    scripts.Raw(key, o.Done());
+  }
+  cjson::Array services;
+  for (const auto& s : m.services) {
+    cjson::Object o;
+    o.Str("unit", s.unit).Bool("enable", s.enable).Bool("restart", s.restart);
+    services.Object(o);
+  }
+  cjson::Array config;
   for (const auto& c : m.config) {
-    json set = json::array();
-    for (const auto& [k, v] : c.set) set.push_back({{"key", k}, {"value", v}});
-    config.push_back({{"file", c.file}, {"separator", c.separator}, {"set", std::move(set)}});
+    cjson::Array set;
+    for (const auto& [k, v] : c.set) {
+      cjson::Object kv;
+      kv.Str("key", k).Str("value", v);
+      set.Object(kv);
+    }
+    cjson::Object o;
+    o.Str("file", c.file).Str("separator", c.separator).Raw("set", set.Done());
+    config.Object(o);
   }
-  j["config"] = std::move(config);
-  j["key_id"] = m.key_id;
-  j["signed_at"] = m.signed_at;
-  j["expires_at"] = m.expires_at;
-  // Invalid UTF-8 cannot come from ParseManifest; replace rather than throw
-  // for a Manifest built by hand (the result then fails verification).
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  cjson::Object j;
+  j.Int("format", m.format)
+      .Str("name", m.name)
+      .Str("version", m.version)
+      .Str("summary", m.summary)
+      .Str("publisher", m.publisher)
+      .Raw("platforms", strings(m.platforms))
+      .Raw("architectures", strings(m.architectures))
+      .Raw("depends", constraints(m.depends))
+      .Raw("conflicts", constraints(m.conflicts))
+      .Raw("provides", constraints(m.provides))
+      .Raw("files", files.Done())
+      .Raw("native", native.Done())
+      .Raw("scripts", scripts.Done())
+      .UInt("script_timeout_seconds", m.script_timeout_seconds)
+      .Raw("services", services.Done())
+      .Raw("config", config.Done())
+      .Str("key_id", m.key_id)
+      .Int("signed_at", m.signed_at)
+      .Int("expires_at", m.expires_at);
+  // Strings that are not UTF-8 cannot come from ParseManifest; for a Manifest
+  // built by hand they are replaced (U+FFFD) and the result then fails verification.
+  return j.Done();
 }
 
 std::string FileMember(const FileEntry& f) { return "files" + f.path; }

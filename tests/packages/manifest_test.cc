@@ -71,6 +71,23 @@ TEST_CASE("canonical JSON is sorted, compact, complete and stable") {
   CHECK(json::parse(c).dump() == c);
 }
 
+TEST_CASE("canonical JSON of quotes, backslashes and UTF-8 is what nlohmann::json dumps") {
+  auto j = Valid();
+  j["summary"] = "Say \"hi\" \\ caf\u00e9 \u2615 \U0001F427";
+  j["publisher"] = "Acme \u00c9quipe";
+  j["files"][0]["path"] = "/opt/h\u00e9llo";
+  j["files"][1]["path"] = "/opt/h\u00e9llo/hello";
+  j["config"][0]["set"][0]["value"] = "a \"quoted\" \\value";
+  auto m = ParseManifest(j.dump());
+  REQUIRE(m);
+  std::string c = CanonicalJson(*m);
+  CHECK(json::parse(c).dump() == c);
+  auto again = ParseManifest(c);
+  REQUIRE(again);
+  CHECK(again->summary == m->summary);
+  CHECK(CanonicalJson(*again) == c);
+}
+
 TEST_CASE("unknown fields and bad types are refused naming the field") {
   auto j = Valid();
   j["colour"] = "blue";
