@@ -367,7 +367,11 @@ size_t PackChunkStore::PackCount() const {
   return static_cast<size_t>(std::count(s_->deleted.begin(), s_->deleted.end(), false));
 }
 
-Expected<PackChunkStore::PruneReport> PackChunkStore::Prune(const std::function<bool(const Digest&)>& keep) {
+Expected<PackChunkStore::PruneReport> PackChunkStore::Prune(const std::function<bool(const Digest&)>& keep,
+                                                            const std::function<void(std::string_view)>& step) {
+  auto reached = [&](std::string_view what) {
+    if (step) step(what);
+  };
   std::lock_guard append(s_->append_mu);
   State& s = *s_;
   PruneReport report;
@@ -435,8 +439,10 @@ Expected<PackChunkStore::PruneReport> PackChunkStore::Prune(const std::function<
       if (auto r = s.AppendEntry(Entry{kRemoved, 0, o, 0}); !r) return Fail(r.error());
     forget(u.dropped);
   }
+  reached("moved");
   // The copies and removal entries reach the disk before any original goes.
   if (auto r = s.SyncLocked(); !r) return Fail(r.error());
+  reached("synced");
   for (auto& d : doomed) {
     fs::path pack = s.dir / PackName(s.seqs[d.slot], "pack"), idx = s.dir / PackName(s.seqs[d.slot], "idx");
     std::error_code ec;
@@ -445,6 +451,7 @@ Expected<PackChunkStore::PruneReport> PackChunkStore::Prune(const std::function<
     uint64_t idx_bytes = fs::file_size(idx, ec);
     if (!ec) bytes += idx_bytes;
     if (auto r = sys::RemoveFile(idx); !r) return Fail(r.error());  // the index first: a pack without one is only wasted space
+    reached("index-deleted");
     if (auto r = sys::RemoveFile(pack); !r) return Fail(r.error());
     {
       std::unique_lock lock(s.mu);

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <sys/file.h>
+#include <sys/wait.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -273,6 +274,70 @@ TEST_CASE("pack store: Prune keeps what it is told, deletes emptied packs, rewri
   auto again = REQUIRE_OK(store->Prune([&](const Digest& d) { return keep.count(d) > 0; }));
   CHECK(again.dropped == 0);
   CHECK(again.copied == 0);
+}
+
+TEST_CASE("pack store: a Prune killed at any stage loses no kept object, and the next Prune finishes the work", "[store][pack][prune]") {
+  // "index-deleted" happens once per deleted pack: killed after the first
+  // (a pack with nothing kept) and after the eighth, the last (a rewritten
+  // pack, whose kept objects must already live in their copies).
+  auto [stage, occurrence] = GENERATE(table<std::string, int>(
+      {{"moved", 1}, {"synced", 1}, {"index-deleted", 1}, {"index-deleted", 8}}));
+  INFO("killed after: " << stage << " #" << occurrence);
+  test::TempDir dir("parc-pack");
+  PackChunkStore::Options small;
+  small.max_pack_bytes = 40 << 10;
+  // As above: the first packs all dropped, the middle ones sparse (rewritten), the last ones kept.
+  std::vector<Chunk> chunks;
+  for (int i = 0; i < 110; ++i) chunks.push_back(MakeChunk(4000, 700 + static_cast<uint64_t>(i)));
+  auto kept = [&](size_t i) { return (i >= 40 && i < 80 && i % 4 == 0) || (i >= 80 && i != 95); };
+  std::set<Digest> keep;
+  for (size_t i = 0; i < chunks.size(); ++i)
+    if (kept(i)) keep.insert(chunks[i].ref.object);
+  auto keep_fn = [&](const Digest& d) { return keep.count(d) > 0; };
+  {
+    auto store = REQUIRE_OK(PackChunkStore::Open(dir.path(), small));
+    for (const auto& c : chunks) REQUIRE_VOID_OK(store->Put(c.ref.object, c.stored));
+    REQUIRE_VOID_OK(store->Sync());
+  }
+  const uint64_t before = PacksOnDisk(dir.path());
+  // The child is killed (SIGKILL: no destructor, no flush) when Prune reaches the stage.
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto store = PackChunkStore::Open(dir.path(), small);
+    if (!store) ::_exit(2);
+    int seen = 0;
+    auto r = (*store)->Prune(keep_fn, [&](std::string_view s) {
+      if (s == stage && ++seen == occurrence) ::raise(SIGKILL);
+    });
+    ::_exit(r ? 3 : 4);  // the stage was never reached
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGKILL);
+  {
+    auto store = REQUIRE_OK(PackChunkStore::Open(dir.path(), small));
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      INFO("chunk " << i);
+      if (kept(i)) CHECK(Readable(*store, chunks[i]));
+      else if (store->Has(chunks[i].ref.object)) CHECK(Readable(*store, chunks[i]));  // brought back: intact
+    }
+    auto r = REQUIRE_OK(store->Prune(keep_fn));
+    CHECK(r.kept == keep.size());
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      INFO("chunk " << i);
+      CHECK(store->Has(chunks[i].ref.object) == kept(i));
+      if (kept(i)) CHECK(Readable(*store, chunks[i]));
+    }
+  }
+  CHECK(PacksOnDisk(dir.path()) < before / 2);  // the space is given back in the end
+  auto store = REQUIRE_OK(PackChunkStore::Open(dir.path(), small));
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    INFO("chunk " << i);
+    CHECK(store->Has(chunks[i].ref.object) == kept(i));
+    if (kept(i)) CHECK(Readable(*store, chunks[i]));
+  }
 }
 
 TEST_CASE("pack store: Prune leaves the packs instances write alone, and deletes a pack without an index", "[store][pack][prune]") {

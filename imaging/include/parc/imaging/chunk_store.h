@@ -144,8 +144,12 @@ class PackChunkStore final : public ChunkStore {
   // pack another instance writes (locked) is left alone. A crash at any point
   // loses no kept object: copies are durable before their originals go, and
   // an index goes before its pack. A dropped object a crash brings back is
-  // still checked by every reader.
-  Expected<PruneReport> Prune(const std::function<bool(const Digest&)>& keep);
+  // still checked by every reader. `step`, when set, is called after each
+  // stage ("moved": copies and removal entries written; "synced": they are
+  // on disk; "index-deleted", for each pack deleted: its index is gone, the
+  // pack not yet): the crash tests kill the process there.
+  Expected<PruneReport> Prune(const std::function<bool(const Digest&)>& keep,
+                              const std::function<void(std::string_view step)>& step = {});
 
  private:
   struct State;
