@@ -2,35 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "parc/common/canonical_json.h"
+
 namespace parc::server::detail {
-namespace {
-
-// Most inventory text is plain ASCII; only strings that need escaping or
-// UTF-8 checking go through nlohmann::json, which defines the canonical form.
-void AppendJsonString(std::string& out, const std::string& s) {
-  bool plain = true;
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x80 || c == '"' || c == '\\') {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) {
-    out += '"';
-    out += s;
-    out += '"';
-    return;
-  }
-  // dump() with the replace handler does not throw; the guard is for allocation failures.
-  try {
-    out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  } catch (const std::exception&) {
-    out += "\"\"";
-  }
-}
-
-}  // namespace
 
 std::string EncodeFields(const inventory::Fields& fields) {
   std::string out;
@@ -40,9 +14,9 @@ std::string EncodeFields(const inventory::Fields& fields) {
   for (const auto& [k, v] : fields) {
     if (!first) out += ',';
     first = false;
-    AppendJsonString(out, k);
+    cjson::AppendString(out, k);
     out += ':';
-    AppendJsonString(out, v);
+    cjson::AppendString(out, v);
   }
   out += '}';
   return out;
