@@ -279,6 +279,15 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   package_show->add_option("package", o.package_ref, "NAME or NAME=VERSION (default: newest version)")
       ->required()
       ->type_name("NAME[=VERSION]");
+  CLI::App* package_remove = leaf(
+      package, "remove", "Unregister one package version and delete its file when nothing else uses it",
+      &Commands::PackageRemove,
+      "Example:\n  parcctl package remove hello=1.0-1\n"
+      "Refused while a deployment of that version is not finished, halted ones included (parcctl deploy cancel ID first).\n"
+      "Hosts that installed it keep it, and their rollback points; it can no longer be deployed.");
+  package_remove->add_option("package", o.package_ref, "NAME=VERSION (the version is required)")
+      ->required()
+      ->type_name("NAME=VERSION");
 
   // deploy
   CLI::App* deploy = group_of("deploy", "Install or remove packages on groups and hosts, and follow the rollout");

@@ -162,6 +162,7 @@ class Commands {
   int PackagePush();
   int PackageList();
   int PackageShow();
+  int PackageRemove();
   int DeployCreate();
   int DeployStatus();
   int DeployList();

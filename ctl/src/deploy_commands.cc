@@ -413,6 +413,25 @@ int Commands::PackageShow() {
   return Emit(*found, [&] { return RenderPackageInfo(*found); });
 }
 
+int Commands::PackageRemove() {
+  auto ref = ParsePackageRef(o_.package_ref);
+  if (!ref) return LocalError(ref.error(), kExitUsage);
+  if (ref->version.empty()) return UsageError("give the package as NAME=VERSION: versions are removed one at a time");
+  if (int rc = ConnectDeploy()) return rc;
+  v1::RemovePackageRequest req;
+  req.set_name(ref->name);
+  req.set_version(ref->version);
+  v1::RemovePackageResponse resp;
+  grpc::ClientContext ctx;
+  conn_->SetDeadline(ctx);
+  if (auto st = deploy_->RemovePackage(&ctx, req, &resp); !st.ok()) return RpcFailed(st);
+  return Emit(resp, [&] {
+    return "removed package " + resp.name() + " " + resp.version() +
+           (resp.content_deleted() ? ": its file was deleted (" + HumanBytes(resp.bytes_freed()) + " freed)\n"
+                                   : ": its file is kept, something else uses the same bytes\n");
+  });
+}
+
 ExpectedVoid CheckTargets(const std::vector<std::string>& to) {
   for (const auto& t : to) {
     auto colon = t.find(':');

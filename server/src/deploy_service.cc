@@ -1,5 +1,8 @@
 // DeployService: publisher keys, content upload, packages, deployments,
 // rollback points. Admin-authenticated like AdminService; every change audited.
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
 #include <set>
 
 #include "parc/common/hash.h"
@@ -11,6 +14,7 @@
 #include "window.h"
 
 namespace parc::server {
+namespace fs = std::filesystem;
 
 Expected<std::vector<HostRecord>> ServerState::ResolveTargets(
     const google::protobuf::RepeatedPtrField<std::string>& targets) const {
@@ -137,12 +141,15 @@ grpc::Status DeployServiceImpl::PutContent(grpc::ServerContext* context, grpc::S
     return {grpc::StatusCode::INVALID_ARGUMENT, "an upload starts with a header (digest, size, offset)"};
   const auto header = msg.header();
   response->set_sha256(header.sha256());
-  if (auto size = state_.content->Size(header.sha256())) {
-    // Identical bytes are stored once: nothing to receive.
-    response->set_complete(true);
-    response->set_size(*size);
-    (void)state_.deploy->AddContent(header.sha256(), *size, NowUnix());
-    return grpc::Status::OK;
+  {
+    std::lock_guard content(content_mu_);
+    if (auto size = state_.content->Size(header.sha256())) {
+      // Identical bytes are stored once: nothing to receive.
+      response->set_complete(true);
+      response->set_size(*size);
+      (void)state_.deploy->AddContent(header.sha256(), *size, NowUnix());
+      return grpc::Status::OK;
+    }
   }
   auto upload = state_.content->BeginUpload(header.sha256(), header.size(), header.offset());
   if (!upload) return ToStatus(upload.error());
@@ -157,6 +164,7 @@ grpc::Status DeployServiceImpl::PutContent(grpc::ServerContext* context, grpc::S
     return {grpc::StatusCode::ABORTED, "upload interrupted after " + std::to_string(upload->written()) + " of " +
                                            std::to_string(header.size()) + " bytes; run the same command to resume"};
   }
+  std::lock_guard content(content_mu_);
   auto size = upload->Finish();
   if (!size) return ToStatus(size.error());
   if (auto r = state_.deploy->AddContent(header.sha256(), *size, NowUnix()); !r) return ToStatus(r.error());
@@ -170,6 +178,7 @@ grpc::Status DeployServiceImpl::RegisterPackage(grpc::ServerContext* context, co
                                                 v1::PackageInfo* response) {
   auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
+  std::lock_guard content(content_mu_);
   auto size = state_.content->Size(request->sha256());
   if (!size) return {grpc::StatusCode::NOT_FOUND, "no uploaded content " + request->sha256() + "; upload it first"};
   std::vector<pkg::PublicKey> trusted;
@@ -212,6 +221,49 @@ grpc::Status DeployServiceImpl::ListPackages(grpc::ServerContext* context, const
   auto list = state_.deploy->ListPackages(request->name());
   if (!list) return ToStatus(list.error());
   for (const auto& p : *list) FillPackage(p, response->add_packages());
+  return grpc::Status::OK;
+}
+
+grpc::Status DeployServiceImpl::RemovePackage(grpc::ServerContext* context, const v1::RemovePackageRequest* request,
+                                              v1::RemovePackageResponse* response) {
+  auto who = state_.Admin(context);
+  if (!who) return ToStatus(who.error());
+  if (request->name().empty() || request->version().empty())
+    return {grpc::StatusCode::INVALID_ARGUMENT, "give the package as NAME=VERSION: versions are removed one at a time"};
+  std::lock_guard content(content_mu_);
+  auto package = state_.deploy->GetPackage(request->name(), request->version());
+  if (!package) return ToStatus(package.error());
+  // Unfinished: scheduled, running, or halted (it may be resumed).
+  auto deployments = state_.deploy->ListDeployments(false);
+  if (!deployments) return ToStatus(deployments.error());
+  for (const auto& d : *deployments)
+    if ((d.sha256 == package->sha256 || (d.package == package->name && d.version == package->version)) &&
+        d.state != "completed" && d.state != "canceled")
+      return {grpc::StatusCode::FAILED_PRECONDITION,
+              "deployment " + d.id.substr(0, 8) + " of " + package->name + " " + package->version + " is " + d.state +
+                  ": let it finish or cancel it (parcctl deploy cancel " + d.id.substr(0, 8) + ") first; nothing removed"};
+  auto removed = state_.deploy->RemovePackage(package->name, package->version);
+  if (!removed) return ToStatus(removed.error());
+  // Unregistered first: a crash below leaves a file nothing names, never a package without its file.
+  auto forgotten = state_.deploy->ForgetUnusedContent(removed->sha256);
+  if (!forgotten) return ToStatus(forgotten.error());
+  uint64_t freed = 0;
+  if (*forgotten) {
+    std::error_code ec;
+    fs::path path = state_.content->ObjectPath(removed->sha256);
+    uint64_t size = fs::file_size(path, ec);
+    if (!ec && fs::remove(path, ec)) freed = size;
+    else if (ec) spdlog::warn("package {} {}: cannot delete {}: {}", removed->name, removed->version, path.string(), ec.message());
+  }
+  state_.Audit(*who, "package.remove", removed->name + "=" + removed->version,
+               *forgotten ? "file deleted (" + std::to_string(freed) + " bytes)" : "file kept: still used");
+  spdlog::info("package {} {} removed by {}{}", removed->name, removed->version, who->common_name,
+               *forgotten ? "" : " (its file is still used)");
+  response->set_name(removed->name);
+  response->set_version(removed->version);
+  response->set_sha256(removed->sha256);
+  response->set_content_deleted(*forgotten && freed > 0);
+  response->set_bytes_freed(freed);
   return grpc::Status::OK;
 }
 

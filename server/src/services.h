@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 
 #include "auth.h"
 #include "config.h"
@@ -109,6 +110,7 @@ class DeployServiceImpl final : public v1::DeployService::Service {
                           v1::StatContentResponse*) override;
   grpc::Status RegisterPackage(grpc::ServerContext*, const v1::RegisterPackageRequest*, v1::PackageInfo*) override;
   grpc::Status ListPackages(grpc::ServerContext*, const v1::ListPackagesRequest*, v1::ListPackagesResponse*) override;
+  grpc::Status RemovePackage(grpc::ServerContext*, const v1::RemovePackageRequest*, v1::RemovePackageResponse*) override;
   grpc::Status CreateDeployment(grpc::ServerContext*, const v1::CreateDeploymentRequest*, v1::DeploymentInfo*) override;
   grpc::Status GetDeployment(grpc::ServerContext*, const v1::GetDeploymentRequest*, v1::DeploymentInfo*) override;
   grpc::Status WatchDeployment(grpc::ServerContext*, const v1::GetDeploymentRequest*,
@@ -124,6 +126,10 @@ class DeployServiceImpl final : public v1::DeployService::Service {
   Expected<v1::DeploymentInfo> Describe(const std::string& ref, bool with_jobs);
   void PushTrustedKeys();
   ServerState& state_;
+  // Content registrations take turns with package removal: an upload's
+  // commit or a registration never lands between the removal forgetting an
+  // object and deleting its file.
+  std::mutex content_mu_;
 };
 
 class PolicyServiceImpl final : public v1::PolicyService::Service {

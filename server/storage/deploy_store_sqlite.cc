@@ -157,6 +157,26 @@ class SqliteDeployStore final : public DeployStore {
     return Fail(Errc::kNotFound, "package " + name + " has no version " + version + " (newest: " + all->back().version + ")");
   }
 
+  Expected<PackageRecord> RemovePackage(const std::string& name, const std::string& version) override {
+    auto p = GetPackage(name, version);
+    if (!p) return p;
+    std::lock_guard lock(mutex_);
+    PARC_ASSIGN(c, Q("DELETE FROM packages WHERE name = ?1 AND version = ?2"));
+    c->Bind(1, name).Bind(2, version);
+    PARC_TRY(c->Run());
+    if (db_.Changes() == 0) return Fail(Errc::kNotFound, "package " + name + " " + version + " was removed meanwhile");
+    return p;
+  }
+
+  Expected<bool> ForgetUnusedContent(const std::string& sha256) override {
+    std::lock_guard lock(mutex_);
+    PARC_ASSIGN(c, Q("DELETE FROM content_objects WHERE sha256 = ?1 AND NOT EXISTS (SELECT 1 FROM packages WHERE "
+                     "sha256 = ?1) AND NOT EXISTS (SELECT 1 FROM policies WHERE sha256 = ?1)"));
+    c->Bind(1, sha256);
+    PARC_TRY(c->Run());
+    return db_.Changes() > 0;
+  }
+
   ExpectedVoid CreateDeployment(const DeploymentRecord& d, const std::vector<JobRecord>& jobs) override {
     std::lock_guard lock(mutex_);
     return db_.Transaction([&]() -> ExpectedVoid {

@@ -281,3 +281,53 @@ TEST_CASE("a partial download resumes from its offset and a corrupted one is ref
                          std::to_string(bytes.size() / 2)) != std::string::npos);
   CHECK(ReadFileOrEmpty(agent.root() / "opt/hello/data.csv") == blob);
 }
+
+TEST_CASE("removing a package version deletes its file, never during its deployment, and hosts keep what they installed",
+          "[integration][deploy][remove]") {
+  Fleet fleet(1);
+  fleet.Push(Hello("1.0-1", "one"));
+  fleet.Push(Hello("2.0-1", "two"));
+  auto& agent = *fleet.agents[0];
+  auto file_of = [&](const std::string& version) {
+    auto list = fleet.server.CtlJson({"package", "list", "hello"});  // kept: the loop below reads into it
+    for (const auto& p : list["packages"])
+      if (p["version"] == version) {
+        std::string sha = p["sha256"];
+        return fleet.server.state_dir() / "content/objects" / sha.substr(0, 2) / sha;
+      }
+    FAIL("hello " << version << " is not listed: " << list.dump());
+    return fs::path();
+  };
+  const fs::path one = file_of("1.0-1"), two = file_of("2.0-1");
+  REQUIRE(fs::exists(one));
+
+  // While a deployment of 2.0-1 is not finished, it stays.
+  agent.Stop();
+  REQUIRE(WaitFor([&] { return fleet.server.CtlJson({"host", "show", fleet.ids[0]})["summary"]["online"] == false; }));
+  std::string pending = fleet.Deploy({"hello=2.0-1", "--to", "host:" + fleet.ids[0]});
+  auto refused = fleet.server.Ctl({"package", "remove", "hello=2.0-1"});
+  CHECK(refused.exit_code != 0);
+  CHECK_THAT(refused.err, Catch::Contains("deploy cancel"));
+  CHECK(fs::exists(two));
+  REQUIRE(fleet.server.Ctl({"deploy", "cancel", pending}).exit_code == 0);
+  agent.Start();
+
+  std::string id = fleet.Deploy({"hello=1.0-1", "--to", "host:" + fleet.ids[0]});
+  REQUIRE(WaitFor([&] { return fleet.Finished(id); }, 60s));
+  REQUIRE(fleet.Status(id)["jobs"][0]["state"] == "succeeded");
+
+  const uint64_t one_size = fs::file_size(one);
+  auto removed = fleet.server.CtlJson({"package", "remove", "hello=1.0-1"});
+  INFO(removed.dump(2));
+  CHECK(removed.value("content_deleted", false));
+  const auto& freed = removed["bytes_freed"];  // uint64: a string in protobuf's JSON
+  CHECK((freed.is_string() ? std::stoull(freed.get<std::string>()) : freed.get<uint64_t>()) == one_size);
+  CHECK_FALSE(fs::exists(one));
+  CHECK(fs::exists(two));
+  CHECK(ReadFileOrEmpty(agent.root() / "opt/hello/greeting.txt") == "one");  // the host keeps it
+  CHECK(fleet.server.Ctl({"package", "show", "hello=1.0-1"}).exit_code != 0);
+  CHECK(fleet.server.Ctl({"deploy", "create", "hello=1.0-1", "--to", "host:" + fleet.ids[0]}).exit_code != 0);
+  CHECK(fleet.server.Ctl({"package", "remove", "hello=1.0-1"}).exit_code != 0);  // not registered any more
+  CHECK(fleet.server.Ctl({"package", "remove", "hello"}).exit_code != 0);        // a version is required
+  CHECK(fleet.server.CtlJson({"package", "list", "hello"})["packages"].size() == 1);
+}

@@ -50,6 +50,29 @@ TEST_CASE("packages keep their bytes per version and the newest follows Debian o
   CHECK(missing.error().Is(Errc::kNotFound));
 }
 
+TEST_CASE("a package version is removed alone, and its content is forgotten only once nothing names it", "[deploy_store]") {
+  parc::test::TempDir dir;
+  auto path = (dir / "parc.db").string();
+  auto storage = Ok(OpenSqliteStorage(path));
+  auto store = Ok(OpenSqliteDeployStore(path));
+  Ok(store->AddContent("a", 10, 1));
+  Ok(store->AddContent("b", 10, 1));
+  Ok(store->AddPackage(Pkg("1.0-1", "a")));
+  Ok(store->AddPackage(Pkg("2.0-1", "b")));
+  CHECK_FALSE(Ok(store->ForgetUnusedContent("a")));  // 1.0-1 still names it
+  auto removed = Ok(store->RemovePackage("hello", "1.0-1"));
+  CHECK(removed.sha256 == "a");
+  CHECK(Ok(store->ListPackages("hello")).size() == 1);
+  CHECK(Ok(store->GetPackage("hello", "")).version == "2.0-1");
+  CHECK(Ok(store->ForgetUnusedContent("a")));
+  CHECK_FALSE(Ok(store->ContentSize("a")).has_value());
+  CHECK_FALSE(Ok(store->ForgetUnusedContent("b")));
+  CHECK(Ok(store->ContentSize("b")).has_value());
+  auto again = store->RemovePackage("hello", "1.0-1");
+  REQUIRE_FALSE(again);
+  CHECK(again.error().Is(Errc::kNotFound));
+}
+
 TEST_CASE("deployments and jobs survive a reopen and rollback points follow the agent's list", "[deploy_store]") {
   parc::test::TempDir dir;
   auto path = (dir / "parc.db").string();

@@ -88,6 +88,11 @@ class DeployStore {
   virtual Expected<std::vector<PackageRecord>> ListPackages(const std::string& name) = 0;
   // version "" = the newest by Debian ordering.
   virtual Expected<PackageRecord> GetPackage(const std::string& name, const std::string& version) = 0;
+  // Unregisters name=version and returns what it was; kNotFound when it is not registered.
+  virtual Expected<PackageRecord> RemovePackage(const std::string& name, const std::string& version) = 0;
+  // Forgets a content object once no package or policy names it: true when
+  // it was forgotten (its file may go), false when one still does.
+  virtual Expected<bool> ForgetUnusedContent(const std::string& sha256) = 0;
 
   virtual ExpectedVoid CreateDeployment(const DeploymentRecord& d, const std::vector<JobRecord>& jobs) = 0;
   virtual Expected<DeploymentRecord> GetDeployment(const std::string& id_or_prefix) = 0;
