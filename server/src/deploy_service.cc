@@ -233,12 +233,10 @@ grpc::Status DeployServiceImpl::RemovePackage(grpc::ServerContext* context, cons
   std::lock_guard content(content_mu_);
   auto package = state_.deploy->GetPackage(request->name(), request->version());
   if (!package) return ToStatus(package.error());
-  // Unfinished: scheduled, running, or halted (it may be resumed).
   auto deployments = state_.deploy->ListDeployments(false);
   if (!deployments) return ToStatus(deployments.error());
   for (const auto& d : *deployments)
-    if ((d.sha256 == package->sha256 || (d.package == package->name && d.version == package->version)) &&
-        d.state != "completed" && d.state != "canceled")
+    if (d.Unfinished() && (d.sha256 == package->sha256 || (d.package == package->name && d.version == package->version)))
       return {grpc::StatusCode::FAILED_PRECONDITION,
               "deployment " + d.id.substr(0, 8) + " of " + package->name + " " + package->version + " is " + d.state +
                   ": let it finish or cancel it (parcctl deploy cancel " + d.id.substr(0, 8) + ") first; nothing removed"};
@@ -430,8 +428,7 @@ grpc::Status DeployServiceImpl::ControlDeployment(grpc::ServerContext* context,
   auto d = state_.deploy->GetDeployment(request->deployment_id());
   if (!d) return ToStatus(d.error());
   const std::string& action = request->action();
-  bool finished = d->state == "completed" || d->state == "canceled";
-  if (finished) return {grpc::StatusCode::FAILED_PRECONDITION, "deployment is already " + d->state};
+  if (!d->Unfinished()) return {grpc::StatusCode::FAILED_PRECONDITION, "deployment is already " + d->state};
   std::string reason = request->reason().empty() ? "by " + who->common_name : request->reason() + " (" + who->common_name + ")";
   if (action == "halt") {
     if (d->state == "halted") return {grpc::StatusCode::FAILED_PRECONDITION, "deployment is already halted"};

@@ -423,12 +423,10 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext* context, const v
   std::lock_guard registry(registry_mu_);
   auto image = state_.images->GetImage(request->name(), request->version());
   if (!image) return ToStatus(image.error());
-  // Unfinished: scheduled, running, or halted (it may be resumed).
   auto deployments = state_.deploy->ListDeployments(false);
   if (!deployments) return ToStatus(deployments.error());
   for (const auto& d : *deployments)
-    if (d.package == "image:" + image->name && d.version == image->version && d.state != "completed" &&
-        d.state != "canceled")
+    if (d.Unfinished() && d.package == "image:" + image->name && d.version == image->version)
       return {grpc::StatusCode::FAILED_PRECONDITION,
               "deployment " + d.id.substr(0, 8) + " of " + image->name + " " + image->version + " is " + d.state +
                   ": let it finish or cancel it (parcctl deploy cancel " + d.id.substr(0, 8) + ") first; nothing removed"};

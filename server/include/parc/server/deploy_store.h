@@ -43,6 +43,9 @@ struct DeploymentRecord {
   uint32_t halt_failure_percent = 0;
   std::vector<std::string> targets;
   uint32_t resumed_failed = 0, resumed_finished = 0;  // halt baseline after a resume
+
+  // Scheduled, running or halted (it may be resumed): what it deploys must stay.
+  bool Unfinished() const { return state != "completed" && state != "canceled"; }
 };
 
 struct JobRecord {
