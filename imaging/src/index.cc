@@ -27,12 +27,9 @@ constexpr uint64_t kMaxJsonInt = (1ull << 53) - 1;  // exact in every JSON reade
 // Index lines and the manifest are written directly in canonical form
 // (parc/common/canonical_json.h): reading a body re-serializes every line to
 // check it, so this is on every deployment's path.
-void PutChunk(cjson::Object& j, const ChunkRef& c) {
-  j.Str("object", c.object.Hex()).Str("sha256", c.sha256.Hex()).UInt("size", c.size).UInt("stored_size", c.stored_size);
-}
 std::string ChunkLine(const ChunkRef& c) {
   cjson::Object j;
-  PutChunk(j, c);
+  j.Str("object", c.object.Hex()).Str("sha256", c.sha256.Hex()).UInt("size", c.size).UInt("stored_size", c.stored_size);
   return j.Done();
 }
 

@@ -57,6 +57,16 @@ std::optional<uint64_t> ContentStore::Size(const std::string& sha256) const {
   return static_cast<uint64_t>(st.st_size);
 }
 
+Expected<uint64_t> ContentStore::Remove(const std::string& sha256) {
+  auto size = Size(sha256);
+  if (!size) return uint64_t{0};
+  if (::unlink(ObjectPath(sha256).c_str()) != 0) {
+    if (errno == ENOENT) return uint64_t{0};
+    return Fail(ErrnoError(errno, "cannot delete content object " + sha256.substr(0, 16)));
+  }
+  return *size;
+}
+
 uint64_t ContentStore::Received(const std::string& sha256) const {
   if (!ValidDigest(sha256)) return 0;
   struct stat st {};

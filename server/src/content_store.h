@@ -28,6 +28,9 @@ class ContentStore {
   std::filesystem::path ObjectPath(const std::string& sha256) const;
   // Size of a complete object, if present.
   std::optional<uint64_t> Size(const std::string& sha256) const;
+  // Deletes a complete object; returns the bytes freed (0: it was not there).
+  // Callers decide first that nothing needs it any more.
+  Expected<uint64_t> Remove(const std::string& sha256);
   // Bytes of an unfinished upload kept from an earlier attempt.
   uint64_t Received(const std::string& sha256) const;
 

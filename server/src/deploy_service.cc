@@ -2,7 +2,6 @@
 // rollback points. Admin-authenticated like AdminService; every change audited.
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
 #include <set>
 
 #include "parc/common/hash.h"
@@ -14,7 +13,6 @@
 #include "window.h"
 
 namespace parc::server {
-namespace fs = std::filesystem;
 
 Expected<std::vector<HostRecord>> ServerState::ResolveTargets(
     const google::protobuf::RepeatedPtrField<std::string>& targets) const {
@@ -247,11 +245,9 @@ grpc::Status DeployServiceImpl::RemovePackage(grpc::ServerContext* context, cons
   if (!forgotten) return ToStatus(forgotten.error());
   uint64_t freed = 0;
   if (*forgotten) {
-    std::error_code ec;
-    fs::path path = state_.content->ObjectPath(removed->sha256);
-    uint64_t size = fs::file_size(path, ec);
-    if (!ec && fs::remove(path, ec)) freed = size;
-    else if (ec) spdlog::warn("package {} {}: cannot delete {}: {}", removed->name, removed->version, path.string(), ec.message());
+    auto size = state_.content->Remove(removed->sha256);
+    if (size) freed = *size;
+    else spdlog::warn("package {} {}: {}", removed->name, removed->version, size.error().message());
   }
   state_.Audit(*who, "package.remove", removed->name + "=" + removed->version,
                *forgotten ? "file deleted (" + std::to_string(freed) + " bytes)" : "file kept: still used");

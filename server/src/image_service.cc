@@ -446,17 +446,9 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext* context, const v
       ++kept;
       continue;
     }
-    std::string hex = d.Hex();
-    std::error_code ec;
-    fs::path path = state_.content->ObjectPath(hex);
-    uint64_t size = fs::file_size(path, ec);
-    if (ec) continue;  // gone already
-    if (fs::remove(path, ec)) {
-      ++deleted;
-      freed += size;
-    } else if (ec) {
-      spdlog::warn("image {} {}: cannot delete object {}: {}", image->name, image->version, hex, ec.message());
-    }
+    auto size = state_.content->Remove(d.Hex());
+    if (!size) spdlog::warn("image {} {}: {}", image->name, image->version, size.error().message());
+    else if (*size > 0) ++deleted, freed += *size;  // 0: gone already
   }
   state_.Audit(*who, "image.remove", image->name + "=" + image->version,
                std::to_string(deleted) + " objects deleted (" + std::to_string(freed) + " bytes), " +

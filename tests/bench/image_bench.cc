@@ -244,7 +244,7 @@ int main(int argc, char** argv) {
   chunker->add_option("files", files, "also cut these files");
   std::string src, store, out, reuse, key = "/var/tmp/parc-image-bench/bench.key", target, a, b;
   uint32_t inline_max = 4096;
-  int zstd_level = 5;
+  int zstd_level = imaging::CaptureOptions{}.zstd_level;
   auto capture = [&](const char* name) {
     auto* c = app.add_subcommand(name, "capture into a store");
     c->add_option("src", src)->required();
@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
     c->add_option("--reuse", reuse, "earlier image (OUT prefix) in the same store");
     c->add_option("--key", key, "publisher key file (created if missing)");
     c->add_option("--inline-max", inline_max, "tree: files up to this size live in the index (default 4096)");
-    c->add_option("--zstd-level", zstd_level, "zstd level of chunks and index (default 5)");
+    c->add_option("--zstd-level", zstd_level, "zstd level of chunks and index (default: CaptureOptions, 5)");
     return c;
   };
   auto* ct = capture("capture-tree");
