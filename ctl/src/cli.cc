@@ -654,14 +654,21 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   image_remove->add_option("image", o.package_ref, "NAME=VERSION (the version is required)")
       ->required()
       ->type_name("NAME=VERSION");
-  CLI::App* image_gc = leaf(
-      image, "gc", "Delete content-store objects nothing uses (abandoned pushes), after a grace period",
-      &Commands::ImageGc,
-      "Examples:\n  parcctl image gc --dry-run\n  parcctl image gc --older-than 7d\n"
-      "An object is kept when a registered image names it, when it is package or policy content, or when it\n"
-      "is younger than the grace period (an upload in progress).");
-  image_gc->add_option("--older-than", o.older_than, "Grace period: 12h, 1d, 7d (default 1d)")->type_name("DURATION");
-  image_gc->add_flag("--dry-run", o.dry_run, "Count what would be deleted, delete nothing");
+  // The content store is shared by images, packages and policies: one gc,
+  // reachable from either side.
+  const char* gc_help =
+      "Examples:\n  parcctl image gc --dry-run\n  parcctl package gc --older-than 7d\n"
+      "Deleted once older than the grace period: objects no registered image, package or policy names (an\n"
+      "abandoned image push; a package or policy file pushed but never registered, its registration refused\n"
+      "say) and unfinished uploads nobody resumed. Kept: everything an image, package or policy names, and\n"
+      "anything younger than the grace period (an upload in progress). 'image gc' and 'package gc' are the\n"
+      "same command.";
+  for (CLI::App* parent : {image, package}) {
+    CLI::App* gc = leaf(parent, "gc", "Delete what nothing uses from the server's content store, after a grace period",
+                        &Commands::ImageGc, gc_help);
+    gc->add_option("--older-than", o.older_than, "Grace period: 12h, 1d, 7d (default 1d)")->type_name("DURATION");
+    gc->add_flag("--dry-run", o.dry_run, "Count what would be deleted, delete nothing");
+  }
 
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());

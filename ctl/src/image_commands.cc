@@ -500,10 +500,16 @@ int Commands::ImageGc() {
   if (!conn_->WaitUntilConnected()) conn_->SetDeadline(ctx);  // a large store takes a while to scan
   if (auto st = image_->CollectObjects(&ctx, req, &resp); !st.ok()) return RpcFailed(st);
   return Emit(resp, [&] {
-    return std::string(resp.dry_run() ? "would delete " : "deleted ") + std::to_string(resp.objects_deleted()) +
-           " unused objects (" + HumanBytes(resp.bytes_freed()) + "); scanned " + std::to_string(resp.objects_scanned()) +
-           ", " + std::to_string(resp.objects_used()) + " in use, " + std::to_string(resp.objects_recent()) +
-           " unused but within the grace period\n";
+    std::string text = std::string(resp.dry_run() ? "would delete " : "deleted ") +
+                       std::to_string(resp.objects_deleted()) + " unused objects (" + HumanBytes(resp.bytes_freed()) + ")";
+    if (resp.unregistered_deleted())
+      text += ", " + std::to_string(resp.unregistered_deleted()) + " of them package or policy files never registered";
+    text += "; scanned " + std::to_string(resp.objects_scanned()) + ", " + std::to_string(resp.objects_used()) +
+            " in use, " + std::to_string(resp.objects_recent()) + " unused but within the grace period\n";
+    if (resp.partial_uploads_deleted())
+      text += std::string(resp.dry_run() ? "would delete " : "deleted ") + std::to_string(resp.partial_uploads_deleted()) +
+              " unfinished uploads nobody resumed (" + HumanBytes(resp.partial_bytes_freed()) + ")\n";
+    return text;
   });
 }
 

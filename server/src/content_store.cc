@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 
+#include <cerrno>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 #include "parc/common/files.h"
@@ -72,6 +74,38 @@ uint64_t ContentStore::Received(const std::string& sha256) const {
   struct stat st {};
   if (::stat(IncomingPath(sha256).c_str(), &st) != 0) return 0;
   return static_cast<uint64_t>(st.st_size);
+}
+
+void ContentStore::Touch(const std::string& sha256) {
+  if (!ValidDigest(sha256)) return;
+  std::error_code ec;
+  fs::last_write_time(ObjectPath(sha256), fs::file_time_type::clock::now(), ec);  // best effort: gc only waits less
+}
+
+Expected<ContentStore::Collected> ContentStore::CollectStaleUploads(fs::file_time_type cutoff, bool dry_run) {
+  Collected out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_ / "incoming", ec)) {
+    std::string name = e.path().filename().string();
+    constexpr std::string_view kPart = ".part";
+    if (name.size() != 64 + kPart.size() || !name.ends_with(kPart)) continue;
+    std::string sha = name.substr(0, 64);
+    if (!ValidDigest(sha)) continue;
+    std::lock_guard lock(mutex_);  // an upload cannot begin while its file is judged
+    if (uploading_.contains(sha)) continue;
+    std::error_code fec;
+    auto mtime = fs::last_write_time(e.path(), fec);
+    uint64_t size = fs::file_size(e.path(), fec);
+    if (fec || mtime > cutoff) continue;
+    if (!dry_run && ::unlink(e.path().c_str()) != 0) {
+      if (errno == ENOENT) continue;
+      return Fail(ErrnoError(errno, "cannot delete the unfinished upload " + sha.substr(0, 16)));
+    }
+    ++out.files;
+    out.bytes += size;
+  }
+  if (ec) return Fail(Errc::kIo, "reading the content store's unfinished uploads: " + ec.message());
+  return out;
 }
 
 ContentStore::Upload::Upload(Upload&& o) noexcept

@@ -33,6 +33,18 @@ class ContentStore {
   Expected<uint64_t> Remove(const std::string& sha256);
   // Bytes of an unfinished upload kept from an earlier attempt.
   uint64_t Received(const std::string& sha256) const;
+  // Marks a complete object as just stored (its mtime, which gc's grace
+  // period counts from): identical bytes pushed again start a new grace.
+  void Touch(const std::string& sha256);
+
+  // Unfinished uploads kept for a resume (content/incoming/) last written
+  // before `cutoff` and not being received now: deleted (counted only, with
+  // dry_run). An abandoned push would otherwise hold its bytes for ever.
+  struct Collected {
+    uint64_t files = 0;
+    uint64_t bytes = 0;
+  };
+  Expected<Collected> CollectStaleUploads(std::filesystem::file_time_type cutoff, bool dry_run);
 
   // One upload at a time per digest. Begin checks the offset against what is
   // kept (0 restarts), the declared size against the limit and the free disk

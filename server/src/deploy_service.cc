@@ -121,7 +121,12 @@ grpc::Status DeployServiceImpl::StatContent(grpc::ServerContext* context, const 
   if (!ContentStore::ValidDigest(request->sha256()))
     return {grpc::StatusCode::INVALID_ARGUMENT, "content digest must be 64 lower-case hex characters"};
   response->set_sha256(request->sha256());
+  std::lock_guard content(state_.content_mu);
   if (auto size = state_.content->Size(request->sha256())) {
+    // A push of bytes already stored ends here (parcctl asks first): they
+    // count as pushed now, so gc gives them a new grace period to be
+    // registered in.
+    state_.content->Touch(request->sha256());
     response->set_complete(true);
     response->set_size(*size);
   } else {
@@ -140,11 +145,13 @@ grpc::Status DeployServiceImpl::PutContent(grpc::ServerContext* context, grpc::S
   const auto header = msg.header();
   response->set_sha256(header.sha256());
   {
-    std::lock_guard content(content_mu_);
+    std::lock_guard content(state_.content_mu);
     if (auto size = state_.content->Size(header.sha256())) {
-      // Identical bytes are stored once: nothing to receive.
+      // Identical bytes are stored once: nothing to receive (and, as in
+      // StatContent, a new grace period before gc).
       response->set_complete(true);
       response->set_size(*size);
+      state_.content->Touch(header.sha256());
       (void)state_.deploy->AddContent(header.sha256(), *size, NowUnix());
       return grpc::Status::OK;
     }
@@ -162,7 +169,7 @@ grpc::Status DeployServiceImpl::PutContent(grpc::ServerContext* context, grpc::S
     return {grpc::StatusCode::ABORTED, "upload interrupted after " + std::to_string(upload->written()) + " of " +
                                            std::to_string(header.size()) + " bytes; run the same command to resume"};
   }
-  std::lock_guard content(content_mu_);
+  std::lock_guard content(state_.content_mu);
   auto size = upload->Finish();
   if (!size) return ToStatus(size.error());
   if (auto r = state_.deploy->AddContent(header.sha256(), *size, NowUnix()); !r) return ToStatus(r.error());
@@ -176,7 +183,7 @@ grpc::Status DeployServiceImpl::RegisterPackage(grpc::ServerContext* context, co
                                                 v1::PackageInfo* response) {
   auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
-  std::lock_guard content(content_mu_);
+  std::lock_guard content(state_.content_mu);
   auto size = state_.content->Size(request->sha256());
   if (!size) return {grpc::StatusCode::NOT_FOUND, "no uploaded content " + request->sha256() + "; upload it first"};
   std::vector<pkg::PublicKey> trusted;
@@ -228,7 +235,7 @@ grpc::Status DeployServiceImpl::RemovePackage(grpc::ServerContext* context, cons
   if (!who) return ToStatus(who.error());
   if (request->name().empty() || request->version().empty())
     return {grpc::StatusCode::INVALID_ARGUMENT, "give the package as NAME=VERSION: versions are removed one at a time"};
-  std::lock_guard content(content_mu_);
+  std::lock_guard content(state_.content_mu);
   auto package = state_.deploy->GetPackage(request->name(), request->version());
   if (!package) return ToStatus(package.error());
   auto deployments = state_.deploy->ListDeployments(false);

@@ -421,6 +421,7 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext* context, const v
   if (request->name().empty() || request->version().empty())
     return {grpc::StatusCode::INVALID_ARGUMENT, "give the image as NAME=VERSION: versions are removed one at a time"};
   std::lock_guard registry(registry_mu_);
+  std::lock_guard content(state_.content_mu);
   auto image = state_.images->GetImage(request->name(), request->version());
   if (!image) return ToStatus(image.error());
   auto deployments = state_.deploy->ListDeployments(false);
@@ -468,13 +469,20 @@ grpc::Status ImageServiceImpl::CollectObjects(grpc::ServerContext* context, cons
   auto who = state_.Admin(context);
   if (!who) return ToStatus(who.error());
   const int64_t grace = request->older_than_seconds() ? static_cast<int64_t>(request->older_than_seconds()) : 86400;
+  const bool dry = request->dry_run();
   std::lock_guard registry(registry_mu_);
+  std::lock_guard content(state_.content_mu);
   auto store = ContentChunks(state_);
   if (!store) return ToStatus(store.error());
   auto used = ObjectsOfImages(*state_.images, **store, "", "");
   if (!used)
     return {grpc::StatusCode::FAILED_PRECONDITION,
             used.error().message() + " cannot be read, so which objects it needs is unknown; nothing deleted"};
+  // Package and policy files pushed but never registered (a registration
+  // refused, a push abandoned before it): their rows go with their files.
+  auto unregistered_list = state_.deploy->UnreferencedContent();
+  if (!unregistered_list) return ToStatus(unregistered_list.error());
+  const std::unordered_set<std::string> unregistered(unregistered_list->begin(), unregistered_list->end());
   const auto cutoff = fs::file_time_type::clock::now() - std::chrono::seconds(grace);
   std::error_code ec;
   for (const auto& dir : fs::directory_iterator(state_.config->state_dir / "content" / "objects", ec)) {
@@ -484,7 +492,11 @@ grpc::Status ImageServiceImpl::CollectObjects(grpc::ServerContext* context, cons
       if (!e.is_regular_file() || !ContentStore::ValidDigest(hex)) continue;
       response->set_objects_scanned(response->objects_scanned() + 1);
       auto digest = Digest::FromHex(hex);
-      if (!digest || InUse(*state_.deploy, *used, *digest)) {
+      const bool pushed_unregistered = unregistered.contains(hex);
+      // A never-registered push is judged by the images alone; every other
+      // object by InUse (images, package and policy content, or unknown).
+      const bool in_use = !digest || (pushed_unregistered ? used->contains(*digest) : InUse(*state_.deploy, *used, *digest));
+      if (in_use) {
         response->set_objects_used(response->objects_used() + 1);
         continue;
       }
@@ -495,20 +507,33 @@ grpc::Status ImageServiceImpl::CollectObjects(grpc::ServerContext* context, cons
         response->set_objects_recent(response->objects_recent() + 1);
         continue;
       }
-      if (!request->dry_run() && !fs::remove(e.path(), fec)) {
-        if (fec) spdlog::warn("cannot delete unused object {}: {}", hex, fec.message());
-        continue;
+      if (!dry) {
+        if (pushed_unregistered) {  // forgotten first: a crash then leaves a file nothing names, which gc finds again
+          auto forgotten = state_.deploy->ForgetUnusedContent(hex);
+          if (!forgotten) return ToStatus(forgotten.error());
+        }
+        if (!fs::remove(e.path(), fec)) {
+          if (fec) spdlog::warn("cannot delete unused object {}: {}", hex, fec.message());
+          continue;
+        }
       }
       response->set_objects_deleted(response->objects_deleted() + 1);
       response->set_bytes_freed(response->bytes_freed() + size);
+      if (pushed_unregistered) response->set_unregistered_deleted(response->unregistered_deleted() + 1);
     }
   }
   if (ec) return {grpc::StatusCode::INTERNAL, "reading the content store: " + ec.message()};
-  response->set_dry_run(request->dry_run());
-  if (!request->dry_run())
+  auto partial = state_.content->CollectStaleUploads(cutoff, dry);
+  if (!partial) return ToStatus(partial.error());
+  response->set_partial_uploads_deleted(partial->files);
+  response->set_partial_bytes_freed(partial->bytes);
+  response->set_dry_run(dry);
+  if (!dry)
     state_.Audit(*who, "image.gc", "content store",
                  std::to_string(response->objects_deleted()) + " unused objects deleted (" +
-                     std::to_string(response->bytes_freed()) + " bytes)");
+                     std::to_string(response->bytes_freed()) + " bytes, " +
+                     std::to_string(response->unregistered_deleted()) + " of them never registered), " +
+                     std::to_string(partial->files) + " abandoned uploads (" + std::to_string(partial->bytes) + " bytes)");
   return grpc::Status::OK;
 }
 

@@ -79,6 +79,7 @@ grpc::Status PolicyServiceImpl::RegisterPolicy(grpc::ServerContext* context, con
             "no publisher key is trusted yet: add one with 'parcctl key add NAME.pub' first"};
   auto m = policy::VerifyPolicyManifest(request->manifest_json(), request->signature(), trusted, NowUnix());
   if (!m) return {grpc::StatusCode::FAILED_PRECONDITION, "policy refused: " + m.error().message()};
+  std::lock_guard content(state_.content_mu);  // the baseline stays until the policy names it
   auto size = state_.content->Size(m->sha256);
   if (!size) return {grpc::StatusCode::NOT_FOUND, "the baseline file " + m->sha256 + " is not uploaded; upload it first"};
   if (*size > kMaxBaselineBytes)

@@ -41,6 +41,12 @@ struct ServerState {
   PolicyStore* policies = nullptr;
   PolicyScheduler* policy_scheduler = nullptr;
   ImageStore* images = nullptr;  // image_service.cc
+  // Changes to the content store and to what names its objects take turns:
+  // upload commits, package and policy registrations, package and image
+  // removals, gc. So a commit or a registration never lands between a
+  // removal (or gc) deciding an object is unused and deleting its file.
+  // Taken after ImageServiceImpl's registry lock when both are held.
+  std::mutex content_mu;
 
   // The admin behind an admin API call (client certificate of the parc-admin kind, not revoked).
   Expected<PeerIdentity> Admin(grpc::ServerContext* context) const;
@@ -126,10 +132,6 @@ class DeployServiceImpl final : public v1::DeployService::Service {
   Expected<v1::DeploymentInfo> Describe(const std::string& ref, bool with_jobs);
   void PushTrustedKeys();
   ServerState& state_;
-  // Content registrations take turns with package removal: an upload's
-  // commit or a registration never lands between the removal forgetting an
-  // object and deleting its file.
-  std::mutex content_mu_;
 };
 
 class PolicyServiceImpl final : public v1::PolicyService::Service {

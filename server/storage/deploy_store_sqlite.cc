@@ -177,6 +177,19 @@ class SqliteDeployStore final : public DeployStore {
     return db_.Changes() > 0;
   }
 
+  Expected<std::vector<std::string>> UnreferencedContent() override {
+    std::lock_guard lock(mutex_);
+    PARC_ASSIGN(c, Q("SELECT sha256 FROM content_objects c WHERE NOT EXISTS (SELECT 1 FROM packages p WHERE p.sha256 = "
+                     "c.sha256) AND NOT EXISTS (SELECT 1 FROM policies q WHERE q.sha256 = c.sha256) ORDER BY sha256"));
+    std::vector<std::string> out;
+    while (true) {
+      PARC_ASSIGN(row, c->Step());
+      if (!row) break;
+      out.push_back(c->Text(0));
+    }
+    return out;
+  }
+
   ExpectedVoid CreateDeployment(const DeploymentRecord& d, const std::vector<JobRecord>& jobs) override {
     std::lock_guard lock(mutex_);
     return db_.Transaction([&]() -> ExpectedVoid {

@@ -320,8 +320,7 @@ TEST_CASE("removing a package version deletes its file, never during its deploym
   auto removed = fleet.server.CtlJson({"package", "remove", "hello=1.0-1"});
   INFO(removed.dump(2));
   CHECK(removed.value("content_deleted", false));
-  const auto& freed = removed["bytes_freed"];  // uint64: a string in protobuf's JSON
-  CHECK((freed.is_string() ? std::stoull(freed.get<std::string>()) : freed.get<uint64_t>()) == one_size);
+  CHECK(U64(removed, "bytes_freed") == one_size);
   CHECK_FALSE(fs::exists(one));
   CHECK(fs::exists(two));
   CHECK(ReadFileOrEmpty(agent.root() / "opt/hello/greeting.txt") == "one");  // the host keeps it
@@ -330,4 +329,68 @@ TEST_CASE("removing a package version deletes its file, never during its deploym
   CHECK(fleet.server.Ctl({"package", "remove", "hello=1.0-1"}).exit_code != 0);  // not registered any more
   CHECK(fleet.server.Ctl({"package", "remove", "hello"}).exit_code != 0);        // a version is required
   CHECK(fleet.server.CtlJson({"package", "list", "hello"})["packages"].size() == 1);
+}
+
+TEST_CASE("gc deletes package files pushed but never registered and uploads nobody resumed, after the grace period",
+          "[integration][deploy][gc]") {
+  Fleet fleet(0);
+  fleet.Push(Hello("1.0-1", "one"));
+  const fs::path content = fleet.server.state_dir() / "content";
+  auto object_of = [&](const fs::path& file) {
+    std::string sha = parc::Sha256Hex(ReadFileOrEmpty(file));
+    return content / "objects" / sha.substr(0, 2) / sha;
+  };
+  const fs::path registered = object_of(fleet.dir / "hello_1.0-1.parc");
+  REQUIRE(fs::exists(registered));
+
+  // Signed by a key the server does not trust: stored, then its registration refused.
+  auto mallory = TestKey("mallory");
+  const fs::path rogue_file = fleet.dir / "rogue.parc";
+  REQUIRE(BuildTestPackage(fleet.dir / "src-rogue", Hello("6.6-6", "rogue"), rogue_file, &mallory, parc::NowUnix() - 60,
+                           parc::NowUnix() + 86400));
+  auto refused = fleet.server.Ctl({"package", "push", rogue_file.string()});
+  REQUIRE(refused.exit_code != 0);
+  const fs::path rogue = object_of(rogue_file);
+  REQUIRE(fs::exists(rogue));
+  // Two unfinished uploads kept for a resume: one abandoned two days ago, one recent.
+  const fs::path stale_part = content / "incoming" / (std::string(64, 'a') + ".part");
+  const fs::path fresh_part = content / "incoming" / (std::string(64, 'b') + ".part");
+  WriteFile(stale_part, std::string(1000, 'x'));
+  WriteFile(fresh_part, std::string(500, 'y'));
+  const auto two_days_ago = fs::file_time_type::clock::now() - std::chrono::hours(48);
+  fs::last_write_time(stale_part, two_days_ago);
+
+  // The same bytes pushed again start a new grace period: nothing of them goes.
+  fs::last_write_time(rogue, two_days_ago);
+  REQUIRE(fleet.server.Ctl({"package", "push", rogue_file.string()}).exit_code != 0);
+  auto kept = fleet.server.CtlJson({"package", "gc"});
+  INFO(kept.dump(2));
+  CHECK(U64(kept, "objects_deleted") == 0);
+  CHECK(U64(kept, "objects_recent") == 1);
+  CHECK(U64(kept, "partial_uploads_deleted") == 1);
+  CHECK(U64(kept, "partial_bytes_freed") == 1000);
+  CHECK(fs::exists(rogue));
+  CHECK_FALSE(fs::exists(stale_part));
+  CHECK(fs::exists(fresh_part));
+
+  fs::last_write_time(rogue, two_days_ago);
+  auto dry = fleet.server.CtlJson({"image", "gc", "--dry-run"});
+  INFO(dry.dump(2));
+  CHECK(U64(dry, "unregistered_deleted") == 1);
+  CHECK(fs::exists(rogue));
+  auto gc = fleet.server.Ctl({"package", "gc"});
+  INFO(gc.out << gc.err);
+  REQUIRE(gc.exit_code == 0);
+  CHECK_THAT(gc.out, Catch::Contains("1 of them package or policy files never registered"));
+  CHECK_FALSE(fs::exists(rogue));
+  CHECK(fs::exists(registered));
+  CHECK(fs::exists(fresh_part));
+  // Its record went with it: once its key is trusted, a push uploads it anew and registers it.
+  WriteFile(fleet.dir / "mallory.pub", mallory.public_key.Pem());
+  REQUIRE(fleet.server.Ctl({"key", "add", (fleet.dir / "mallory.pub").string(), "--name", "mallory"}).exit_code == 0);
+  auto again = fleet.server.Ctl({"package", "push", rogue_file.string()});
+  INFO(again.out << again.err);
+  REQUIRE(again.exit_code == 0);
+  CHECK(fs::exists(rogue));
+  CHECK(fleet.server.CtlJson({"package", "list", "hello"})["packages"].size() == 2);
 }

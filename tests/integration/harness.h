@@ -103,4 +103,12 @@ class Agent {
 void AddDpkgPackage(const std::filesystem::path& root, const std::string& name, const std::string& version,
                     const std::string& arch = "amd64");
 
+// A uint64 field of parcctl's --json output: protobuf's JSON mapping writes
+// 64-bit integers as strings and leaves zeros out.
+inline uint64_t U64(const nlohmann::json& j, const std::string& key) {
+  if (!j.contains(key)) return 0;
+  if (j[key].is_string()) return std::stoull(j[key].get<std::string>());
+  return j[key].get<uint64_t>();
+}
+
 }  // namespace parc::test

@@ -27,13 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Protobuf's JSON mapping writes 64-bit integers as strings and leaves zeros out.
-uint64_t U64(const nlohmann::json& j, const std::string& key) {
-  if (!j.contains(key)) return 0;
-  if (j[key].is_string()) return std::stoull(j[key].get<std::string>());
-  return j[key].get<uint64_t>();
-}
-
 std::string RandomBytes(size_t n, uint32_t seed) {
   std::mt19937 gen(seed);
   std::string s(n, '\0');

@@ -130,3 +130,20 @@ TEST_CASE("deployments and jobs survive a reopen and rollback points follow the 
   CHECK(points[1].from_version == "1");
   CHECK_FALSE(store->GetDeployment("nope"));
 }
+
+TEST_CASE("content no package names is listed as unreferenced, for gc", "[deploy_store]") {
+  parc::test::TempDir dir;
+  auto path = (dir / "parc.db").string();
+  auto storage = Ok(OpenSqliteStorage(path));
+  auto store = Ok(OpenSqliteDeployStore(path));
+  CHECK(Ok(store->UnreferencedContent()).empty());
+  Ok(store->AddContent("a", 10, 1));
+  Ok(store->AddContent("b", 10, 1));
+  Ok(store->AddContent("c", 10, 1));
+  Ok(store->AddPackage(Pkg("1.0-1", "a")));
+  CHECK(Ok(store->UnreferencedContent()) == std::vector<std::string>{"b", "c"});
+  Ok(store->RemovePackage("hello", "1.0-1"));
+  CHECK(Ok(store->UnreferencedContent()) == std::vector<std::string>{"a", "b", "c"});
+  CHECK(Ok(store->ForgetUnusedContent("b")));
+  CHECK(Ok(store->UnreferencedContent()) == std::vector<std::string>{"a", "c"});
+}

@@ -96,6 +96,10 @@ class DeployStore {
   // Forgets a content object once no package or policy names it: true when
   // it was forgotten (its file may go), false when one still does.
   virtual Expected<bool> ForgetUnusedContent(const std::string& sha256) = 0;
+  // The content objects no package or policy names: pushed and never
+  // registered (a refused registration, say), or left by a removal that
+  // stopped before forgetting them.
+  virtual Expected<std::vector<std::string>> UnreferencedContent() = 0;
 
   virtual ExpectedVoid CreateDeployment(const DeploymentRecord& d, const std::vector<JobRecord>& jobs) = 0;
   virtual Expected<DeploymentRecord> GetDeployment(const std::string& id_or_prefix) = 0;
