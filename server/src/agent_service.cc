@@ -80,32 +80,103 @@ grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* AgentServiceImpl::
   return AgentSession::Start(context, sc);
 }
 
-grpc::Status AgentServiceImpl::GetContent(grpc::ServerContext* context, const v1::GetContentRequest* request,
-                                          grpc::ServerWriter<v1::ContentChunk>* writer) {
-  auto peer = Authenticate(*context, state_.revoked, kAgentOrganization);
-  if (!peer) return ToStatus(peer.error());
-  if (!state_.content) return {grpc::StatusCode::UNIMPLEMENTED, "this server has no content store"};
-  auto object = state_.content->Open(request->sha256());
-  if (!object) return ToStatus(object.error());
-  uint64_t offset = request->offset();
-  const uint64_t total = object->size();
-  if (offset > total) return {grpc::StatusCode::INVALID_ARGUMENT, "offset beyond the end of the object"};
-  // The file is read straight into the message (one copy less than a
-  // separate buffer); serialization copies it once more into gRPC's buffers.
-  v1::ContentChunk chunk;
-  chunk.set_total_size(total);
-  std::string* data = chunk.mutable_data();
-  while (offset < total && !context->IsCancelled()) {
-    data->resize(static_cast<size_t>(std::min<uint64_t>(ContentStore::kChunk, total - offset)));
-    auto n = object->ReadAt(offset, data->data(), data->size());
-    if (!n) return ToStatus(n.error());
-    if (*n == 0) break;
-    data->resize(*n);
-    chunk.set_offset(offset);
-    if (!writer->Write(chunk)) break;  // client gone
-    offset += *n;
+namespace {
+
+// GetContent's answer, ContentChunk, is encoded here rather than by protobuf
+// so that the object's bytes go from read(2) straight into the slice gRPC
+// sends: serializing a message would copy every byte once more (measured: the
+// largest copy on the server during 50 parallel 200 MB downloads). The fields
+// are offset (1) and total_size (3) in a small head slice, then data (2) in a
+// slice of its own; field order does not matter to protobuf parsers, and
+// agents decode it with the generated code or with their own reader alike.
+void PutVarint(uint8_t*& p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
   }
-  return grpc::Status::OK;
+  *p++ = static_cast<uint8_t>(v);
+}
+
+class RefusedWrite final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  explicit RefusedWrite(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+// Streams one object from an offset, one 1 MiB message in flight at a time
+// (gRPC queues it; HTTP/2 flow control paces the reads of the file).
+class ContentSender final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  ContentSender(grpc::CallbackServerContext* context, ContentStore::Reader object, uint64_t offset)
+      : context_(context), object_(std::move(object)), offset_(offset) {
+    SendNext();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {  // the agent went away; it resumes from what it kept
+      Finish(grpc::Status::OK);
+      return;
+    }
+    offset_ += sent_;
+    SendNext();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void SendNext() {
+    const uint64_t total = object_.size();
+    if (offset_ >= total || context_->IsCancelled()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(ContentStore::kChunk, total - offset_));
+    grpc::Slice data(grpc_slice_malloc(want), grpc::Slice::STEAL_REF);
+    auto n = object_.ReadAt(offset_, reinterpret_cast<char*>(const_cast<uint8_t*>(data.begin())), want);
+    if (!n) {
+      Finish(ToStatus(n.error()));
+      return;
+    }
+    if (*n == 0) {  // shorter than when opened: the agent's digest check tells
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (*n < want) data = data.sub(0, *n);
+    uint8_t head[3 + 3 * 10];
+    uint8_t* p = head;
+    *p++ = 0x08;  // field 1, varint
+    PutVarint(p, offset_);
+    *p++ = 0x18;  // field 3, varint
+    PutVarint(p, total);
+    *p++ = 0x12;  // field 2, length-delimited
+    PutVarint(p, *n);
+    grpc::Slice slices[2] = {grpc::Slice(head, static_cast<size_t>(p - head)), std::move(data)};
+    message_ = grpc::ByteBuffer(slices, 2);
+    sent_ = *n;
+    StartWrite(&message_);
+  }
+
+  grpc::CallbackServerContext* context_;
+  ContentStore::Reader object_;
+  uint64_t offset_;
+  uint64_t sent_ = 0;
+  grpc::ByteBuffer message_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* AgentServiceImpl::GetContent(grpc::CallbackServerContext* context,
+                                                                        const grpc::ByteBuffer* request) {
+  auto peer = Authenticate(*context, state_.revoked, kAgentOrganization);
+  if (!peer) return new RefusedWrite(ToStatus(peer.error()));
+  if (!state_.content) return new RefusedWrite({grpc::StatusCode::UNIMPLEMENTED, "this server has no content store"});
+  v1::GetContentRequest req;
+  grpc::ByteBuffer copy(*request);  // Deserialize takes a mutable buffer (it shares the slices, no copy)
+  if (!grpc::SerializationTraits<v1::GetContentRequest>::Deserialize(&copy, &req).ok())
+    return new RefusedWrite({grpc::StatusCode::INVALID_ARGUMENT, "malformed GetContent request"});
+  auto object = state_.content->Open(req.sha256());
+  if (!object) return new RefusedWrite(ToStatus(object.error()));
+  if (req.offset() > object->size())
+    return new RefusedWrite({grpc::StatusCode::INVALID_ARGUMENT, "offset beyond the end of the object"});
+  return new ContentSender(context, std::move(*object), req.offset());
 }
 
 namespace {

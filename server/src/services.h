@@ -58,14 +58,18 @@ struct ServerState {
   Expected<std::vector<HostRecord>> ResolveTargets(const google::protobuf::RepeatedPtrField<std::string>& targets) const;
 };
 
-class AgentServiceImpl final : public v1::AgentService::WithCallbackMethod_Connect<v1::AgentService::Service> {
+// Connect and GetContent use the callback API (no thread per stream);
+// GetContent is raw (ByteBuffer) so that file bytes are sent without a copy.
+class AgentServiceImpl final
+    : public v1::AgentService::WithRawCallbackMethod_GetContent<
+          v1::AgentService::WithCallbackMethod_Connect<v1::AgentService::Service>> {
  public:
   explicit AgentServiceImpl(ServerState& state) : state_(state) {}
   grpc::Status Enroll(grpc::ServerContext* context, const v1::EnrollRequest* request,
                       v1::EnrollResponse* response) override;
   grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* Connect(grpc::CallbackServerContext* context) override;
-  grpc::Status GetContent(grpc::ServerContext* context, const v1::GetContentRequest* request,
-                          grpc::ServerWriter<v1::ContentChunk>* writer) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* GetContent(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* request) override;
   grpc::Status GetObjects(grpc::ServerContext* context, const v1::GetObjectsRequest* request,
                           grpc::ServerWriter<v1::ObjectData>* writer) override;
   grpc::Status MissingObjects(grpc::ServerContext* context, const v1::MissingObjectsRequest* request,

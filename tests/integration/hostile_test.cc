@@ -2,6 +2,7 @@
 // order, hostile inventory content, oversized messages, calls outside its role.
 // Each gets an error; the server keeps serving a well-behaved agent throughout.
 #include <catch2/catch.hpp>
+#include <random>
 #include <thread>
 
 #include "channel.h"
@@ -145,4 +146,66 @@ TEST_CASE("malformed, hostile and oversized messages get an error while the serv
   auto sent = server.CtlJson({"collect", id});
   CHECK(sent["sent_to"].size() == 1);
   REQUIRE(WaitFor([&] { return good.Log().find("the server asks for an inventory now") != std::string::npos; }));
+}
+
+TEST_CASE("GetContent streams an object in order from any offset and refuses what it cannot serve",
+          "[integration][content]") {
+  TempDir dir("parc-content");
+  Server server(dir / "server");
+  server.Start();
+  BuildWorkstationRoot(dir / "root");
+  auto [token, fp] = server.Token();
+  Agent agent(dir / "agent", dir / "root");
+  REQUIRE(agent.Enroll(server, token, fp).exit_code == 0);  // never started: the test fetches with its credentials
+  // Three messages of at most 1 MiB, the last one partial.
+  std::string bytes((2u << 20) + 123, '\0');
+  std::mt19937 gen(7);
+  for (auto& c : bytes) c = static_cast<char>(gen() & 0xff);
+  WriteFile(dir / "blob", bytes);
+  // Not a package: stored by the push, then its registration refused.
+  REQUIRE(server.Ctl({"package", "push", (dir / "blob").string()}).exit_code != 0);
+  const std::string sha = parc::Sha256Hex(bytes);
+  REQUIRE(fs::exists(server.state_dir() / "content/objects" / sha.substr(0, 2) / sha));
+
+  auto stub = v1::AgentService::NewStub(ChannelAs(server, dir / "agent"));
+  struct Got {
+    grpc::Status status;
+    std::string data;
+    bool in_order = true;
+  };
+  auto fetch = [&](const std::string& digest, uint64_t offset) {
+    Got got;
+    grpc::ClientContext ctx;
+    v1::GetContentRequest req;
+    req.set_sha256(digest);
+    req.set_offset(offset);
+    auto reader = stub->GetContent(&ctx, req);
+    v1::ContentChunk chunk;
+    while (reader->Read(&chunk)) {
+      got.in_order = got.in_order && chunk.offset() == offset + got.data.size() && chunk.total_size() == bytes.size() &&
+                     chunk.data().size() <= (1u << 20) && !chunk.data().empty();
+      got.data += chunk.data();
+    }
+    got.status = reader->Finish();
+    return got;
+  };
+  for (uint64_t offset : {uint64_t{0}, uint64_t{1}, uint64_t{1} << 20, uint64_t{bytes.size() - 1}, uint64_t{bytes.size()}}) {
+    INFO("offset " << offset);
+    auto got = fetch(sha, offset);
+    CHECK(got.status.ok());
+    CHECK(got.in_order);
+    CHECK(got.data == bytes.substr(offset));
+  }
+  auto beyond = fetch(sha, bytes.size() + 1);
+  CHECK(beyond.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(beyond.data.empty());
+  CHECK(fetch(parc::Sha256Hex("nothing"), 0).status.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(fetch("not-a-digest", 0).status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+
+  // A revoked host gets nothing, at once.
+  REQUIRE(server.Ctl({"host", "revoke", agent.host_id()}).exit_code == 0);
+  stub = v1::AgentService::NewStub(ChannelAs(server, dir / "agent"));  // a new connection: checked again
+  auto revoked = fetch(sha, 0);
+  CHECK_FALSE(revoked.status.ok());
+  CHECK(revoked.data.empty());
 }
