@@ -76,6 +76,19 @@ uint64_t ContentStore::Received(const std::string& sha256) const {
   return static_cast<uint64_t>(st.st_size);
 }
 
+ExpectedVoid ContentStore::CheckFreeSpace(uint64_t bytes) const {
+  struct statvfs vfs {};
+  if (::statvfs(dir_.c_str(), &vfs) != 0) return {};  // unknown: the write itself reports a full disk
+  const uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  if (bytes + kFreeReserve <= free_bytes) return {};
+  return Fail(Errc::kResourceExhausted,
+              "the server's disk is nearly full: " + std::to_string(free_bytes >> 20) + " MiB free, and storing " +
+                  std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB more would leave less than the " +
+                  std::to_string(kFreeReserve >> 20) +
+                  " MiB it keeps for the parc database; free space on the server (parcctl image gc, parcctl package "
+                  "gc) and run the same command again");
+}
+
 void ContentStore::Touch(const std::string& sha256) {
   if (!ValidDigest(sha256)) return;
   std::error_code ec;
@@ -203,13 +216,7 @@ Expected<ContentStore::Upload> ContentStore::BeginUpload(const std::string& sha2
     return Fail(Errc::kFailedPrecondition, "the server holds " + std::to_string(kept) + " bytes of this upload, not " +
                                                std::to_string(offset) + "; resume from there");
   if (kept > size) offset = 0;
-  struct statvfs vfs {};
-  if (::statvfs(dir_.c_str(), &vfs) == 0) {
-    uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-    if (size - offset + (64ull << 20) > free_bytes)
-      return Fail(Errc::kResourceExhausted, "the server's disk has " + std::to_string(free_bytes >> 20) +
-                                                " MiB free, not enough for an object of " + std::to_string(size >> 20) + " MiB");
-  }
+  if (auto room = CheckFreeSpace(size - offset); !room) return Fail(room.error());
   int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (offset == 0 ? O_TRUNC : O_APPEND);
   up.fd_ = ::open(IncomingPath(sha256).c_str(), flags, 0640);
   if (up.fd_ < 0) return Fail(ErrnoError(errno, "opening the upload file"));

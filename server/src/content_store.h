@@ -37,6 +37,13 @@ class ContentStore {
   // period counts from): identical bytes pushed again start a new grace.
   void Touch(const std::string& sha256);
 
+  // Space kept free on the store's disk: the parc database, its journal and
+  // the logs usually share it, and must keep working when uploads fill it.
+  static constexpr uint64_t kFreeReserve = 64ull << 20;
+  // kResourceExhausted, in words for the admin, when storing `bytes` more
+  // would leave less than kFreeReserve free.
+  ExpectedVoid CheckFreeSpace(uint64_t bytes) const;
+
   // Unfinished uploads kept for a resume (content/incoming/) last written
   // before `cutoff` and not being received now: deleted (counted only, with
   // dry_run). An abandoned push would otherwise hold its bytes for ever.

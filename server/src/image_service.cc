@@ -166,6 +166,12 @@ grpc::Status StoreObjects(ServerState& state, grpc::ServerReader<v1::PutObjectRe
       response->set_already_present(response->already_present() + 1);
       continue;
     }
+    // What arrived so far is kept (synced below): the push resumes with the rest.
+    if (auto room = state.content->CheckFreeSpace(msg.data().size()); !room) {
+      if (auto sync = (*store)->Sync(); !sync) return ToStatus(sync.error());
+      return ToStatus(Error(Errc::kResourceExhausted, room.error().message() + " (the " + std::to_string(response->stored()) +
+                                                          " objects stored before are kept)"));
+    }
     // Put refuses bytes that do not hash to the digest: nothing unverified is kept.
     if (auto r = (*store)->Put(*digest, msg.data()); !r) {
       (void)(*store)->Sync();

@@ -7,11 +7,15 @@
 // servicing of a captured tree with parc-agent --root (docs/images.md).
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <fstream>
+#include <sstream>
 #include <random>
 #include <set>
 
@@ -701,4 +705,51 @@ TEST_CASE("images: a block image (a disk image file) deployed to a file target, 
   CHECK(U64(s2, "fetched") <= 3);
   CHECK(U64(s2, "written_bytes") < 1u << 20);  // only the regions that differ were rewritten
   CHECK(ReadFileOrEmpty(lab.agent->root() / "srv/disk.img") == bytes);
+}
+
+TEST_CASE("images: a push that would fill the server's disk is refused before the parc database loses its room",
+          "[integration][image][full]") {
+  // The server's state directory is a 96 MiB tmpfs in a private mount
+  // namespace of a child process (the test machine never sees it); the image
+  // pushed holds 48 MiB of incompressible data, which would fit, but only by
+  // leaving the database less than the 64 MiB the content store keeps free.
+  TempDir dir("parc-image-full");
+  const fs::path master = dir / "master";
+  WriteFile(master / "etc/hostname", "big\n");
+  WriteFile(master / "var/big.bin", RandomBytes(48u << 20, 11));
+  const fs::path disk = dir / "disk";
+  fs::create_directories(disk);
+  std::string out = InPrivateMountNamespace([&]() -> std::string {
+    std::ostringstream o;
+    if (::mount("parc-test", disk.c_str(), "tmpfs", 0, "size=96m") != 0)
+      return std::string("ERROR mount: ") + std::strerror(errno);
+    Server server(disk / "server");
+    server.Start();
+    auto key = server.Ctl({"key", "create", "--name", "acme-it", "--dir", dir.path().string()});
+    if (key.exit_code != 0) return "ERROR key create: " + key.err;
+    auto push = server.Ctl({"image", "capture", "--from", master.string(), "--name", "big", "--version", "1", "--key",
+                            (dir / "acme-it.key").string(), "-o", (dir / "store").string(), "--push"});
+    o << "push_exit=" << push.exit_code << "\npush_err=" << push.err << "\n";
+    // The server keeps serving, and its database still takes writes.
+    auto token = server.Ctl({"token", "create"});
+    o << "token_exit=" << token.exit_code << "\n";
+    auto images = server.Ctl({"image", "list", "--json"});
+    o << "images=" << images.out << "\n";
+    struct statvfs vfs {};
+    ::statvfs(disk.c_str(), &vfs);
+    o << "free_mib=" << (static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize >> 20) << "\n";
+    o << "running=" << (server.Running() ? "yes" : "no") << "\n";
+    return o.str();
+  });
+  INFO("this test needs to create a mount namespace (root or CAP_SYS_ADMIN)");
+  INFO(out);
+  REQUIRE_THAT(out, !Catch::Contains("ERROR"));
+  CHECK_THAT(out, !Catch::Contains("push_exit=0\n"));
+  CHECK_THAT(out, Catch::Contains("disk is nearly full") && Catch::Contains("parcctl image gc"));
+  CHECK_THAT(out, Catch::Contains("token_exit=0\n"));
+  CHECK_THAT(out, !Catch::Contains("\"big\""));  // not registered
+  CHECK_THAT(out, Catch::Contains("running=yes"));
+  auto at = out.find("free_mib=");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stoul(out.substr(at + 9)) >= 60);  // the reserve, less the log and database growth
 }
