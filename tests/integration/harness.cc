@@ -116,9 +116,7 @@ void Server::Start() {
   REQUIRE(process_->Running());
 }
 
-void Server::Stop() {
-  if (process_) process_->Stop();
-}
+int Server::Stop() { return process_ ? process_->Stop() : 0; }
 
 void Server::Kill() {
   if (process_) process_->Kill();

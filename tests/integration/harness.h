@@ -51,7 +51,7 @@ class Server {
   // Extra parc-server arguments for the next Start (e.g. --boot-listen).
   void SetExtraArgs(std::vector<std::string> args) { extra_args_ = std::move(args); }
   void Start();
-  void Stop();
+  int Stop();  // SIGTERM, then SIGKILL after 10 s: the exit code, -1 when killed
   void Kill();
   bool Running() const;
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }

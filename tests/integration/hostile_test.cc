@@ -202,6 +202,28 @@ TEST_CASE("GetContent streams an object in order from any offset and refuses wha
   CHECK(fetch(parc::Sha256Hex("nothing"), 0).status.error_code() == grpc::StatusCode::NOT_FOUND);
   CHECK(fetch("not-a-digest", 0).status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
 
+  // A server stopped in the middle of a download shuts down cleanly (the
+  // reactor ends with the stream) and the agent sees an interrupted stream.
+  {
+    grpc::ClientContext ctx;
+    v1::GetContentRequest req;
+    req.set_sha256(sha);
+    auto reader = stub->GetContent(&ctx, req);
+    v1::ContentChunk first;
+    REQUIRE(reader->Read(&first));
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(server.Stop() == 0);
+    CHECK(std::chrono::steady_clock::now() - t0 < 8s);
+    v1::ContentChunk rest;
+    uint64_t got = first.data().size();
+    while (reader->Read(&rest)) got += rest.data().size();
+    grpc::Status st = reader->Finish();
+    CHECK((!st.ok() || got == bytes.size()));  // cut off, or it had all been queued before the stop
+    server.Start();
+    stub = v1::AgentService::NewStub(ChannelAs(server, dir / "agent"));
+    CHECK(fetch(sha, 0).data == bytes);
+  }
+
   // A revoked host gets nothing, at once.
   REQUIRE(server.Ctl({"host", "revoke", agent.host_id()}).exit_code == 0);
   stub = v1::AgentService::NewStub(ChannelAs(server, dir / "agent"));  // a new connection: checked again
