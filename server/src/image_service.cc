@@ -517,6 +517,10 @@ grpc::Status ImageServiceImpl::CollectObjects(grpc::ServerContext* context, cons
         if (pushed_unregistered) {  // forgotten first: a crash then leaves a file nothing names, which gc finds again
           auto forgotten = state_.deploy->ForgetUnusedContent(hex);
           if (!forgotten) return ToStatus(forgotten.error());
+          if (!*forgotten) {  // named by a package or policy after all: it stays
+            response->set_objects_used(response->objects_used() + 1);
+            continue;
+          }
         }
         if (!fs::remove(e.path(), fec)) {
           if (fec) spdlog::warn("cannot delete unused object {}: {}", hex, fec.message());
