@@ -152,6 +152,25 @@ TEST_CASE("agent image points: restoring puts the previous tree back, once, and 
     CHECK(DiffSnapshots(f.snap2, TakeSnapshot(f.target)) == "");
     CHECK(f.PointState() == "discarded");
   }
+  SECTION("a restore cut off by a crash, then another image swapped in there: the restore refuses, nothing changes") {
+    f.Record("restoring");
+    test::WriteFile(f.src / "data/v3", "third version\n");
+    auto v3 = f.env.CaptureTreeSigned(f.src, "3");
+    const Snapshot snap3 = TakeSnapshot(f.src);
+    DeployOptions keep = f.env.Options();
+    keep.commit_previous = true;
+    TestFetcher fetcher(f.env.server());
+    REQUIRE_OK(DeployTree(v3.json(), v3.sig(), f.target, f.env.cache(), &fetcher, keep));
+    auto u = agent::RestoreImagePoint("job", "point-1", f.config);
+    REQUIRE(u);
+    INFO(u->message());
+    CHECK(u->state() == v1::JobUpdate::FAILED);
+    CHECK_THAT(u->message(), Catch::Contains("holds another deployment now") && Catch::Contains(" 3)"));
+    CHECK(DiffSnapshots(snap3, TakeSnapshot(f.target)) == "");
+    auto now = REQUIRE_OK(InspectTree(f.target));
+    CHECK(now.state == TreeDeployment::State::kSwapped);
+    CHECK(now.image_id == ManifestId(v3.json()));
+  }
   SECTION("a point whose deployment was committed by hand is listed as discarded") {
     f.Record("committed");
     REQUIRE_VOID_OK(CommitTree(f.target));
