@@ -140,6 +140,10 @@ class ContentSender final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       return;
     }
     if (*n < want) data = data.sub(0, *n);
+    // The read runs on a gRPC callback thread, which agent sessions share:
+    // the next chunk is read ahead meanwhile, so that read does not wait
+    // for the disk either.
+    object_.WillNeed(offset_ + *n, ContentStore::kChunk);
     uint8_t head[3 + 3 * 10];
     uint8_t* p = head;
     *p++ = 0x08;  // field 1, varint

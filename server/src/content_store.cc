@@ -249,6 +249,10 @@ Expected<size_t> ContentStore::Reader::ReadAt(uint64_t offset, char* buf, size_t
   }
 }
 
+void ContentStore::Reader::WillNeed(uint64_t offset, size_t n) const {
+  if (fd_ >= 0 && offset < size_) ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(n), POSIX_FADV_WILLNEED);
+}
+
 Expected<ContentStore::Reader> ContentStore::Open(const std::string& sha256) const {
   if (!ValidDigest(sha256)) return Fail(Errc::kInvalidArgument, "content digest must be 64 lower-case hex characters");
   Reader r;

@@ -93,6 +93,9 @@ class ContentStore {
     uint64_t size() const { return size_; }
     // Up to n bytes at offset; 0 at the end.
     Expected<size_t> ReadAt(uint64_t offset, char* buf, size_t n) const;
+    // Asks the kernel to start reading [offset, offset + n) now (no wait),
+    // so that the ReadAt after it finds the bytes in memory.
+    void WillNeed(uint64_t offset, size_t n) const;
 
    private:
     friend class ContentStore;
