@@ -87,8 +87,8 @@ namespace {
 // sends: serializing a message would copy every byte once more (measured: the
 // largest copy on the server during 50 parallel 200 MB downloads). The fields
 // are offset (1) and total_size (3) in a small head slice, then data (2) in a
-// slice of its own; field order does not matter to protobuf parsers, and
-// agents decode it with the generated code or with their own reader alike.
+// slice of its own. Field order does not matter to protobuf parsers: agents
+// decode it with the generated code.
 void PutVarint(uint8_t*& p, uint64_t v) {
   while (v >= 0x80) {
     *p++ = static_cast<uint8_t>(v | 0x80);
