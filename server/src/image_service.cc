@@ -522,10 +522,12 @@ grpc::Status ImageServiceImpl::CollectObjects(grpc::ServerContext* context, cons
             continue;
           }
         }
-        if (!fs::remove(e.path(), fec)) {
-          if (fec) spdlog::warn("cannot delete unused object {}: {}", hex, fec.message());
+        auto removed = state_.content->Remove(hex);
+        if (!removed) {
+          spdlog::warn("cannot delete unused object {}: {}", hex, removed.error().message());
           continue;
         }
+        if (*removed == 0) continue;  // gone meanwhile
       }
       response->set_objects_deleted(response->objects_deleted() + 1);
       response->set_bytes_freed(response->bytes_freed() + size);
